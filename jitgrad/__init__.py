@@ -1,0 +1,54 @@
+"""jitgrad: PyTorch-style autograd whose kernels are Numba-compiled native code.
+
+``import jitgrad as jg`` and use it as you would ``torch``: tensors, autograd,
+the same names, defaults and error messages.
+"""
+from . import autograd
+from . import _methods  # noqa: F401  (binds Tensor methods and operators)
+from ._tensor_str import get_printoptions, printoptions, set_printoptions
+from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
+                       set_grad_enabled)
+from .dtypes import (bool_ as bool, dtype, float32, float64, get_default_dtype, int32, int64,
+                     promote_types, set_default_dtype)
+from .ops import *  # noqa: F401,F403
+from .ops import (abs, all, any, max, min, pow, sum)  # noqa: F401  (shadow builtins on purpose)
+from .random import (Generator, manual_seed, rand, rand_like, randint, randint_like, randn,
+                     randn_like, randperm)
+from .tensor import (Size, Tensor, arange, as_tensor, device, empty, empty_like, eye,
+                     from_numpy, full, full_like, linspace, ones, ones_like, tensor, zeros,
+                     zeros_like)
+
+float = float32
+double = float64
+long = int64
+int = int32
+__version__ = "0.1.0"
+
+
+def FloatTensor(*args):
+    """A float32 tensor from data or a size, as ``torch.FloatTensor``."""
+    return Tensor(*args)
+
+
+def DoubleTensor(*args):
+    return FloatTensor(*args).double()
+
+
+def LongTensor(*args):
+    if len(args) == 1 and not isinstance(args[0], (__builtins__["int"] if isinstance(
+            __builtins__, dict) else __builtins__.int)):
+        return tensor(args[0], dtype=int64)
+    return zeros(*args, dtype=int64)
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def numel(input):
+    return input.numel()
+
+
+def result_type(tensor1, tensor2):
+    from .dtypes import result_type as _rt
+    return _rt(tensor1, tensor2)

@@ -1,0 +1,210 @@
+"""Tensor methods and operators, bound to the functions in ``ops``."""
+import numbers
+
+import numpy as np
+
+from . import dtypes as dt
+from . import ops
+from .autograd.grad_mode import no_grad
+from .tensor import Tensor, _check_device, device as _device
+
+
+def _method(fn):
+    return lambda self, *args, **kwargs: fn(self, *args, **kwargs)
+
+
+# ops whose method form is the function with ``self`` first
+for _name in (
+        "neg exp log sqrt rsqrt sin cos tanh sigmoid relu abs sign reciprocal square "
+        "add sub mul div true_divide divide multiply subtract floor_divide remainder fmod pow "
+        "maximum minimum eq ne lt le gt ge greater greater_equal less less_equal not_equal "
+        "logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor "
+        "equal allclose isnan isfinite masked_fill clamp clip clamp_min clamp_max clone "
+        "contiguous sum mean prod amax amin argmax argmin max min all any var std logsumexp "
+        "softmax log_softmax mm bmm dot mv matmul reshape view flatten unflatten squeeze "
+        "unsqueeze permute transpose swapaxes swapdims t expand expand_as broadcast_to "
+        "sum_to_size split chunk unbind take select narrow index_select").split():
+    setattr(Tensor, _name, _method(getattr(ops, _name)))
+
+Tensor.negative = Tensor.neg
+Tensor.absolute = Tensor.abs
+Tensor.where = lambda self, condition, other: ops.where(condition, self, other)
+Tensor.view_as = lambda self, other: ops.view(self, other.shape)
+Tensor.reshape_as = lambda self, other: ops.reshape(self, other.shape)
+Tensor.T = property(lambda self: self if self.ndim < 2 else ops.permute(
+    self, tuple(range(self.ndim - 1, -1, -1))))
+Tensor.mT = property(lambda self: ops.transpose(self, -2, -1))
+
+
+def _binary(fn, reflected=False):
+    def method(self, other):
+        if not isinstance(other, (Tensor, numbers.Number, np.generic)):
+            return NotImplemented
+        return fn(other, self) if reflected else fn(self, other)
+    return method
+
+
+Tensor.__add__ = Tensor.__radd__ = _binary(ops.add)
+Tensor.__sub__ = _binary(ops.sub)
+Tensor.__mul__ = Tensor.__rmul__ = _binary(ops.mul)
+Tensor.__truediv__ = _binary(ops.div)
+Tensor.__floordiv__ = _binary(ops.floor_divide)
+Tensor.__rfloordiv__ = _binary(ops.floor_divide, reflected=True)
+Tensor.__mod__ = _binary(ops.remainder)
+Tensor.__rmod__ = _binary(ops.remainder, reflected=True)
+Tensor.__pow__ = _binary(ops.pow)
+Tensor.__rpow__ = _binary(ops.pow, reflected=True)
+Tensor.__matmul__ = lambda self, other: (ops.matmul(self, other)
+                                         if isinstance(other, Tensor) else NotImplemented)
+Tensor.__rmatmul__ = lambda self, other: (ops.matmul(other, self)
+                                          if isinstance(other, Tensor) else NotImplemented)
+Tensor.__eq__ = _binary(ops.eq)
+Tensor.__ne__ = _binary(ops.ne)
+Tensor.__lt__ = _binary(ops.lt)
+Tensor.__le__ = _binary(ops.le)
+Tensor.__gt__ = _binary(ops.gt)
+Tensor.__ge__ = _binary(ops.ge)
+Tensor.__and__ = Tensor.__rand__ = _binary(ops.bitwise_and)
+Tensor.__or__ = Tensor.__ror__ = _binary(ops.bitwise_or)
+Tensor.__xor__ = Tensor.__rxor__ = _binary(ops.bitwise_xor)
+Tensor.__neg__ = ops.neg
+Tensor.__pos__ = lambda self: self
+Tensor.__abs__ = ops.abs
+Tensor.__getitem__ = ops.getitem
+Tensor.__setitem__ = ops.setitem
+
+
+def _invert(self):
+    if self.dtype is not dt.bool_:
+        raise NotImplementedError(f"\"bitwise_not_cpu\" not implemented for "
+                                  f"'{ops._C_NAMES[self.dtype.name]}'")
+    return ops.logical_not(self)
+
+
+Tensor.__invert__ = Tensor.bitwise_not = _invert
+
+
+def _rsub(self, other):
+    if not isinstance(other, (numbers.Number, np.generic)):
+        return NotImplemented
+    return ops.apply(_RSUB, [self], "RsubBackward1", scalar=other,
+                     dtype=dt.result_type(self, other).np)
+
+
+_RSUB = ops.defop("rsub", lambda x, scalar, dtype: ops.L.binary(
+    ops.ew.SUB, np.array(scalar, dtype), ops._as(x, dtype), dtype), lambda c, g: (-g,))
+Tensor.__rsub__ = _rsub
+
+
+def _rtruediv(self, other):
+    if not isinstance(other, (numbers.Number, np.generic)):
+        return NotImplemented
+    return ops.mul(ops.reciprocal(self), other)
+
+
+Tensor.__rtruediv__ = _rtruediv
+
+
+# --- in-place variants ---------------------------------------------------------------
+
+def _inplace_method(fn):
+    def method(self, *args, **kwargs):
+        return ops.inplace(self, lambda old: fn(old, *args, **kwargs))
+    return method
+
+
+for _name in ("add sub mul div pow clamp clip clamp_min clamp_max neg exp log sqrt sin cos "
+              "tanh sigmoid relu abs sign reciprocal masked_fill floor_divide remainder "
+              "maximum minimum").split():
+    setattr(Tensor, _name + "_", _inplace_method(getattr(ops, _name)))
+
+Tensor.__iadd__ = _inplace_method(ops.add)
+Tensor.__isub__ = _inplace_method(ops.sub)
+Tensor.__imul__ = _inplace_method(ops.mul)
+Tensor.__itruediv__ = _inplace_method(ops.div)
+Tensor.__ipow__ = _inplace_method(ops.pow)
+
+
+def zero_(self):
+    """Fill with zeros in place."""
+    return fill_(self, 0)
+
+
+def fill_(self, value):
+    """Fill with ``value`` in place."""
+    if isinstance(value, Tensor):
+        return ops.inplace(self, lambda old: ops.expand(value.to(self.dtype), self.shape))
+    return ops.inplace(self, lambda old: ops.expand(ops._wrap(value, self.dtype), self.shape))
+
+
+def copy_(self, src, non_blocking=False):
+    """Copy ``src`` (broadcast to this shape) into this tensor in place."""
+    if not isinstance(src, Tensor):
+        raise TypeError(f"copy_(): argument 'other' must be Tensor, not {type(src).__name__}")
+    return ops.inplace(self, lambda old: ops.expand(src, self.shape).to(self.dtype))
+
+
+def uniform_(self, a=0.0, b=1.0, generator=None):
+    """Fill with samples from U(a, b)."""
+    from .random import _gen
+    with no_grad():
+        draw = _gen(generator).uniform(a, b, self.shape).astype(self.dtype.np)
+        return ops.inplace(self, lambda old: Tensor._make(draw))
+
+
+def normal_(self, mean=0.0, std=1.0, generator=None):
+    """Fill with samples from N(mean, std²)."""
+    from .random import _gen
+    with no_grad():
+        draw = _gen(generator).normal(mean, std, self.shape).astype(self.dtype.np)
+        return ops.inplace(self, lambda old: Tensor._make(draw))
+
+
+Tensor.zero_, Tensor.fill_, Tensor.copy_ = zero_, fill_, copy_
+Tensor.uniform_, Tensor.normal_ = uniform_, normal_
+
+
+# --- dtype and device conversion -------------------------------------------------------
+
+def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):
+    """Convert dtype (``to(jitgrad.float64)``, ``to(other)``); devices other than cpu raise."""
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif isinstance(a, (str, _device)):
+            device = a
+        else:
+            dtype = a
+    _check_device(device)
+    if dtype is None:
+        return ops.clone(self) if copy else self
+    return ops._to(self, dtype, copy)
+
+
+def _cast_method(d):
+    return lambda self: ops._to(self, d)
+
+
+Tensor.to = to
+Tensor.cpu = lambda self: self
+Tensor.cuda = lambda self, device=None: _check_device("cuda") or self
+Tensor.float = _cast_method(dt.float32)
+Tensor.double = _cast_method(dt.float64)
+Tensor.long = _cast_method(dt.int64)
+Tensor.int = _cast_method(dt.int32)
+Tensor.bool = _cast_method(dt.bool_)
+Tensor.type = lambda self, dtype=None: (f"jitgrad.{ops._C_NAMES[self.dtype.name]}Tensor"
+                                        if dtype is None else ops._to(self, dtype))
+Tensor.type_as = lambda self, other: ops._to(self, other.dtype)
+Tensor.new_zeros = lambda self, *size, dtype=None: _new(self, size, 0, dtype)
+Tensor.new_ones = lambda self, *size, dtype=None: _new(self, size, 1, dtype)
+Tensor.new_full = lambda self, size, fill_value, dtype=None: _new(self, (size,), fill_value, dtype)
+Tensor.new_empty = lambda self, *size, dtype=None: _new(self, size, 0, dtype)
+Tensor.new_tensor = lambda self, data, dtype=None: __import__("jitgrad").tensor(
+    data, dtype=dtype or self.dtype)
+
+
+def _new(self, size, fill, dtype):
+    from .tensor import _shape_arg
+    d = dt.to_dtype(dtype) if dtype is not None else self.dtype
+    return Tensor._make(np.full(_shape_arg(size), fill, d.np))

@@ -1,0 +1,205 @@
+"""The backward pass: run the graph's nodes in reverse creation order.
+
+A node is created after every node that feeds it, so processing the nodes
+reachable from the roots in decreasing sequence number is a topological order
+(``AccumulateGrad`` sinks carry -1 and run last). Gradients for each node's
+outputs are summed in a buffer until the node runs.
+"""
+import numpy as np
+
+from .grad_mode import no_grad, set_grad_enabled
+from .graph import AccumulateGrad
+
+
+def _collect(roots):
+    seen, stack = set(), [n for n in roots if n is not None]
+    nodes = []
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        nodes.append(n)
+        stack.extend(fn for fn, _ in n.next_functions if fn is not None and fn not in seen)
+    nodes.sort(key=lambda n: n._seq, reverse=True)
+    return nodes
+
+
+def _add(a, b):
+    return b if a is None else a + b
+
+
+def _run_hooks(hooks, grad):
+    for hook in hooks or ():
+        result = hook(grad)
+        if result is not None:
+            grad = result
+    return grad
+
+
+def _make_grads(outputs, grad_outputs):
+    from ..tensor import Tensor, ones_like
+    grads = []
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if g is None:
+            if out._requires_grad and out.numel() != 1:
+                raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            g = ones_like(out)
+        elif not isinstance(g, Tensor):
+            g = Tensor._make(np.array(g, dtype=out.dtype.np))
+        if g.shape != out.shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape} and "
+                               f"output[{i}] has a shape of {out.shape}.")
+        if g.dtype is not out.dtype:
+            g = g.to(out.dtype)
+        grads.append(g)
+    return grads
+
+
+def _as_tuple(x):
+    from ..tensor import Tensor
+    if x is None:
+        return ()
+    return (x,) if isinstance(x, Tensor) else tuple(x)
+
+
+def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_unused=False,
+        accumulate=True):
+    """Propagate ``grad_outputs`` from ``outputs`` back through the graph.
+
+    With ``accumulate`` the leaves' ``.grad`` fields are updated (``backward``);
+    otherwise the gradients reaching ``inputs`` are returned (``grad``).
+    """
+    for i, out in enumerate(outputs):
+        if out.grad_fn is None and not out._requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have "
+                               "a grad_fn")
+    grads = _make_grads(outputs, grad_outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+
+    # where each output's gradient enters the graph
+    buffers = {}
+    roots = []
+    for out, g in zip(outputs, grads):
+        node, nr = (out.grad_fn, out._output_nr) if out.grad_fn is not None else (
+            out._grad_accumulator(), 0)
+        buf = buffers.setdefault(node, [None] * node._n_outputs)
+        buf[nr] = _add(buf[nr], g)
+        roots.append(node)
+
+    # tensors whose gradient is captured: non-leaves at (grad_fn, output_nr), leaves at their sink
+    captures = {}
+    targets = []
+    for t in inputs or ():
+        key = (t.grad_fn, t._output_nr) if t.grad_fn is not None else (t._grad_accumulator(), 0)
+        captures[key] = None
+        targets.append(key)
+
+    nodes = _collect(roots)
+    if inputs is not None and not accumulate:
+        nodes = _prune(nodes, {k[0] for k in targets})
+
+    with set_grad_enabled(create_graph):
+        for node in nodes:
+            buf = buffers.pop(node, None)
+            if buf is None:
+                continue
+            if node._pre_hooks:
+                for hook in node._pre_hooks:
+                    result = hook(tuple(buf))
+                    if result is not None:
+                        buf = list(result)
+            for nr in range(len(buf)):
+                t = node._watchers and node._watchers.get(nr)
+                t = t and t()
+                if t is not None and buf[nr] is not None:
+                    buf[nr] = _run_hooks(t._hooks, buf[nr])
+                    if t._retains_grad and accumulate:
+                        t._grad = _accumulated(t._grad, buf[nr], create_graph)
+                if (node, nr) in captures:
+                    captures[(node, nr)] = _add(captures[(node, nr)], buf[nr])
+            if isinstance(node, AccumulateGrad):
+                if accumulate and (inputs is None or (node, 0) in captures):
+                    _accumulate_leaf(node.variable, buf[0], create_graph)
+                continue
+            in_grads = node.apply(buf)
+            if node._hooks:
+                for hook in node._hooks:
+                    result = hook(tuple(in_grads), tuple(buf))
+                    if result is not None:
+                        in_grads = list(result)
+            for (fn, nr), g in zip(node.next_functions, in_grads):
+                if fn is None or g is None:
+                    continue
+                nb = buffers.setdefault(fn, [None] * fn._n_outputs)
+                nb[nr] = _add(nb[nr], g)
+            if not retain_graph:
+                node.release()
+
+    if accumulate:
+        return None
+    result = []
+    for t, key in zip(inputs, targets):
+        g = captures[key]
+        if g is None and not allow_unused:
+            raise RuntimeError("One of the differentiated Tensors appears to not have been used "
+                               "in the graph. Set allow_unused=True if this is the desired "
+                               "behavior.")
+        result.append(g)
+    return tuple(result)
+
+
+def _prune(nodes, target_nodes):
+    """Keep only nodes from which some target node can be reached."""
+    needed = set(target_nodes)
+    for node in reversed(nodes):  # inputs before their users
+        if node in needed or any(fn in needed for fn, _ in node.next_functions):
+            needed.add(node)
+    return [n for n in nodes if n in needed]
+
+
+def _accumulated(old, g, create_graph):
+    from ..tensor import Tensor
+    if old is None:
+        return g if create_graph else Tensor._make(np.array(g._data, copy=True))
+    if create_graph:
+        return old + g
+    with no_grad():
+        np.add(old._data, g._data, out=old._data, casting="unsafe")
+        old._version[0] += 1
+    return old
+
+
+def _accumulate_leaf(leaf, g, create_graph):
+    g = _run_hooks(leaf._hooks, g)
+    if g.shape != leaf.shape:
+        from ..ops import sum_to_size
+        g = sum_to_size(g, leaf.shape)
+    leaf._grad = _accumulated(leaf._grad, g, create_graph)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(tensors)/d(leaves) into the leaves' ``.grad``."""
+    tensors = _as_tuple(tensors)
+    grads = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(tensors)
+    if len(grads) != len(tensors):
+        raise RuntimeError(f"got {len(grads)} gradients for {len(tensors)} tensors")
+    run(tensors, grads, retain_graph, create_graph,
+        inputs=_as_tuple(inputs) if inputs is not None else None, accumulate=True)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of ``outputs`` w.r.t. ``inputs``, returned rather than accumulated."""
+    outputs, single = _as_tuple(outputs), not isinstance(inputs, (tuple, list))
+    inputs = _as_tuple(inputs)
+    if any(not t._requires_grad for t in inputs):
+        raise RuntimeError("One of the differentiated Tensors does not require grad")
+    grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
+    result = run(outputs, grads, retain_graph, create_graph, inputs=inputs,
+                 allow_unused=bool(allow_unused) or materialize_grads, accumulate=False)
+    if materialize_grads:
+        from ..tensor import zeros_like
+        result = tuple(zeros_like(t) if g is None else g for t, g in zip(inputs, result))
+    return result

@@ -1,0 +1,557 @@
+"""The ``Tensor``: a numpy array plus PyTorch's autograd state.
+
+Ops live in ``ops.py``; this module holds the state every tensor carries
+(data, version counter, ``requires_grad``, ``grad``, ``grad_fn``), the
+methods that read or change that state, and creation functions.
+"""
+import numbers
+import warnings
+import weakref
+
+import numpy as np
+
+from . import dtypes as dt
+from ._tensor_str import tensor_repr
+from .autograd.grad_mode import is_grad_enabled
+from .autograd.graph import AccumulateGrad, _Handle
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple that prints as ``jitgrad.Size([2, 3])``."""
+
+    def __repr__(self):
+        return f"jitgrad.Size([{', '.join(map(str, self))}])"
+
+    def numel(self):
+        return int(np.prod(self, dtype=np.int64))
+
+
+class device:
+    """Where a tensor lives. jitgrad's tensors are on the CPU."""
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        type, _, idx = str(type).partition(":")
+        if type not in ("cpu", "cuda"):
+            raise RuntimeError(
+                f"Expected one of cpu, cuda device type at start of device string: {type}")
+        self.type, self.index = type, int(idx) if idx else index
+
+    def __repr__(self):
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other):
+        try:
+            other = device(other)
+        except (RuntimeError, ValueError, TypeError):
+            return NotImplemented
+        return (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+
+_CPU = device("cpu")
+
+
+def _check_device(dev):
+    if dev is not None and device(dev).type != "cpu":
+        raise RuntimeError(
+            "jitgrad was not built with CUDA tensors enabled: tensors live on the CPU "
+            "(device='cpu'); the numba.cuda backend is a separate, optional component.")
+
+
+_NON_LEAF_GRAD = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+    "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
+    "to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. If you "
+    "access the non-leaf Tensor by mistake, make sure you access the leaf Tensor instead. See "
+    "github.com/pytorch/pytorch/pull/30531 for more informations.")
+
+
+class Tensor:
+    """A multi-dimensional array that records the ops applied to it for autograd.
+
+    ``Tensor(data)`` builds a float32 tensor from a list (like ``FloatTensor``);
+    ``Tensor(2, 3)`` an uninitialised one of that size.
+    """
+
+    __slots__ = ("_data", "_version", "_requires_grad", "grad_fn", "_output_nr", "_grad",
+                 "_base", "_view_fn", "_retains_grad", "_hooks", "_accumulator",
+                 "__weakref__", "__dict__")
+
+    def __init__(self, *args):
+        if len(args) == 1 and not isinstance(args[0], numbers.Integral):
+            data = np.array(_unwrap(args[0]), dtype=np.float32)
+        else:
+            data = np.empty(_shape_arg(args), np.float32)
+        self._init(data)
+
+    def _init(self, data, requires_grad=False, version=None):
+        self._data = data
+        self._version = [0] if version is None else version
+        self._requires_grad = requires_grad
+        self.grad_fn = None
+        self._output_nr = 0
+        self._grad = None
+        self._base = None
+        self._view_fn = None
+        self._retains_grad = False
+        self._hooks = None
+        self._accumulator = None
+
+    @classmethod
+    def _make(cls, data, requires_grad=False, version=None):
+        t = object.__new__(cls)
+        t._init(data, requires_grad, version)
+        return t
+
+    def _alias(self, grad_fn=None, output_nr=0):
+        """A new tensor object over the same storage and version counter."""
+        t = Tensor._make(self._data, grad_fn is not None, self._version)
+        t.grad_fn, t._output_nr = grad_fn, output_nr
+        return t
+
+    # --- autograd state ---------------------------------------------------
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if self.grad_fn is not None:
+            if flag:
+                return
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach().")
+        if flag and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return ``self``."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self):
+        """True for tensors not made by a recorded op (``grad_fn is None``)."""
+        return self.grad_fn is None
+
+    @property
+    def grad(self):
+        if self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(_NON_LEAF_GRAD, UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError(
+                    f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor "
+                    f"of size '{list(self.shape)}'. Please ensure that the gradient and the "
+                    "tensor are the same size")
+            if value.dtype is not self.dtype:
+                raise RuntimeError("attempting to assign a gradient with dtype "
+                                   f"'{value.dtype}' to a tensor with dtype '{self.dtype}'. "
+                                   "Please ensure that the gradient and the tensor have the "
+                                   "same dtype")
+        self._grad = value
+
+    def retain_grad(self):
+        """Keep ``.grad`` for this non-leaf tensor after ``backward()``."""
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is not None:
+            self._retains_grad = True
+            self.grad_fn.watch(self._output_nr, self)
+
+    @property
+    def retains_grad(self):
+        return self._retains_grad
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it."""
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        self._hooks = (self._hooks or []) + [hook]
+        if self.grad_fn is not None:
+            self.grad_fn.watch(self._output_nr, self)
+        return _Handle(self, "_hooks", hook)
+
+    def _grad_accumulator(self):
+        acc = self._accumulator and self._accumulator()
+        if acc is None:
+            acc = AccumulateGrad(self)
+            self._accumulator = weakref.ref(acc)
+        return acc
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Compute the gradient of this tensor w.r.t. graph leaves (a vector-Jacobian product).
+
+        ``gradient`` is the vector ``v`` (same shape as this tensor); it may be
+        omitted for a scalar, where it is 1.
+        """
+        from .autograd.engine import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    @property
+    def data(self):
+        """This tensor's values as a tensor that shares storage but not history or version."""
+        return Tensor._make(self._data)
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        self._data = value._data
+
+    def detach(self):
+        """A tensor sharing storage and version counter, cut from the graph."""
+        t = Tensor._make(self._data, version=self._version)
+        t._base = self
+        return t
+
+    def detach_(self):
+        """Cut this tensor from the graph in place, making it a leaf."""
+        if self._base is not None and self._base.requires_grad and self.grad_fn is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    # --- metadata ---------------------------------------------------------
+
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        """The shape, or the size of one dimension."""
+        if dim is None:
+            return self.shape
+        return self._data.shape[_dim(dim, self.ndim)]
+
+    @property
+    def dtype(self):
+        return dt._FROM_NP[self._data.dtype]
+
+    @property
+    def device(self):
+        return _CPU
+
+    @property
+    def is_cuda(self):
+        return False
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def dim(self):
+        return self._data.ndim
+
+    def numel(self):
+        return self._data.size
+
+    nelement = numel
+
+    def element_size(self):
+        return self._data.itemsize
+
+    def is_floating_point(self):
+        return self.dtype.is_floating_point
+
+    def is_contiguous(self):
+        return self._data.flags.c_contiguous
+
+    def stride(self, dim=None):
+        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        return strides if dim is None else strides[_dim(dim, self.ndim)]
+
+    def data_ptr(self):
+        return self._data.ctypes.data
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __hash__(self):
+        return id(self)
+
+    # --- conversion -------------------------------------------------------
+
+    def item(self):
+        """The single value of a one-element tensor as a Python number."""
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._data.reshape(-1)[0].item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def numpy(self, force=False):
+        """The values as a numpy array sharing this tensor's memory."""
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
+                               "Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.numpy()
+        return arr if dtype is None else arr.astype(dtype)
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._data.reshape(-1)[0])
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind != 1 or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __repr__(self):
+        suffixes = []
+        if self.grad_fn is not None:
+            suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self._requires_grad:
+            suffixes.append("requires_grad=True")
+        return tensor_repr(self._data, self.dtype.name, suffixes)
+
+    __str__ = __repr__
+
+    def __format__(self, spec):
+        if self.ndim == 0 and spec:
+            return format(self.item(), spec)
+        return repr(self)
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("jitgrad tensors are not pickled; use jitgrad.save() for checkpoints")
+
+
+# --- helpers shared with ops.py ---------------------------------------------------
+
+def _dim(d, ndim):
+    """Normalise a possibly negative dim, with PyTorch's IndexError."""
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {d})")
+    return d % n
+
+
+def _shape_arg(args):
+    """Accept ``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])``."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list, Size)):
+        args = tuple(args[0])
+    for s in args:
+        if not isinstance(s, numbers.Integral) or isinstance(s, bool):
+            raise TypeError(f"size must be a tuple of ints, but got {type(s).__name__}")
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: "
+                               f"{list(args)}")
+    return tuple(int(s) for s in args)
+
+
+def _unwrap(data):
+    """Nested Python data with any tensors inside replaced by their values."""
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_unwrap(x) for x in data]
+    return data
+
+
+def _infer_dtype(data):
+    """The dtype ``tensor(data)`` picks: numpy's dtype, else bool < int < default float."""
+    if isinstance(data, np.ndarray):
+        return dt.from_numpy_dtype(data.dtype)
+    if isinstance(data, np.generic):
+        return dt.from_numpy_dtype(data.dtype)
+    kind = 0
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, Tensor):
+            kind = max(kind, x.dtype.kind)
+        elif isinstance(x, np.ndarray):
+            kind = max(kind, dt.from_numpy_dtype(x.dtype).kind)
+        elif isinstance(x, (bool, np.bool_)):
+            pass
+        elif isinstance(x, numbers.Integral):
+            kind = max(kind, 1)
+        elif isinstance(x, numbers.Real):
+            kind = 2
+        else:
+            raise TypeError(f"Could not infer dtype of {type(x).__name__}")
+    if kind == 0 and not _has_bool(data):
+        return dt.get_default_dtype()  # an empty list
+    return (dt.bool_, dt.int64, dt.get_default_dtype())[kind]
+
+
+def _has_bool(data):
+    if isinstance(data, (list, tuple)):
+        return any(_has_bool(x) for x in data)
+    return isinstance(data, (bool, np.bool_)) or (
+        isinstance(data, Tensor) and data.dtype is dt.bool_)
+
+
+def _require_grad_ok(d, requires_grad):
+    if requires_grad and not d.is_floating_point:
+        raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+
+
+# --- creation ---------------------------------------------------------------------
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new leaf tensor holding a copy of ``data`` (nested lists, numbers, arrays, tensors)."""
+    _check_device(device)
+    if isinstance(data, Tensor):
+        warnings.warn("To copy construct from a tensor, it is recommended to use "
+                      "sourceTensor.detach().clone() or sourceTensor.detach().clone()"
+                      ".requires_grad_(True), rather than tensor(sourceTensor).",
+                      UserWarning, stacklevel=2)
+    d = dt.to_dtype(dtype) if dtype is not None else (
+        data.dtype if isinstance(data, Tensor) else _infer_dtype(data))
+    _require_grad_ok(d, requires_grad)
+    try:
+        arr = np.array(_unwrap(data), dtype=d.np)
+    except ValueError as e:
+        raise ValueError(f"expected sequence of equal length lists: {e}") from None
+    return Tensor._make(arr, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like ``tensor`` but shares memory with a numpy array or tensor when it can."""
+    if isinstance(data, Tensor) and (dtype is None or dt.to_dtype(dtype) is data.dtype):
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or dt.to_dtype(dtype).np == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array):
+    """A tensor that shares memory with the numpy ``array``."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    dt.from_numpy_dtype(array.dtype)
+    return Tensor._make(array)
+
+
+def _filled(shape, fill, dtype, requires_grad, device):
+    _check_device(device)
+    d = dt.to_dtype(dtype) if dtype is not None else (
+        dt.get_default_dtype() if fill is None or isinstance(fill, float) else dt.scalar_dtype(fill))
+    _require_grad_ok(d, requires_grad)
+    shape = _shape_arg(shape)
+    arr = np.empty(shape, d.np) if fill is None else np.full(shape, fill, d.np)
+    return Tensor._make(arr, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros with the given size."""
+    return _filled(size, 0.0, dtype, requires_grad, device)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    """A tensor of ones with the given size."""
+    return _filled(size, 1.0, dtype, requires_grad, device)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    """An uninitialised tensor with the given size."""
+    return _filled(size, None, dtype, requires_grad, device)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A tensor filled with ``fill_value`` (its dtype follows the value, as in PyTorch)."""
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _filled((size,) if isinstance(size, numbers.Integral) else size, fill_value,
+                   dtype, requires_grad, device)
+
+
+def _like(t, fill, dtype, requires_grad):
+    return _filled(t.shape, fill, dtype if dtype is not None else t.dtype, requires_grad, None)
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False):
+    return _like(input, 0, dtype, requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad=False):
+    return _like(input, 1, dtype, requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False):
+    return _like(input, None, dtype, requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    return _like(input, fill_value, dtype, requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Values from ``start`` up to (not including) ``end`` in steps of ``step``."""
+    _check_device(device)
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+    if dtype is None:
+        ints = all(isinstance(v, numbers.Integral) for v in (start, end, step))
+        dtype = dt.int64 if ints else dt.get_default_dtype()
+    d = dt.to_dtype(dtype)
+    _require_grad_ok(d, requires_grad)
+    n = int(np.ceil((end - start) / step))
+    arr = (start + step * np.arange(n, dtype=np.float64)).astype(d.np) if d.kind == 2 else \
+        np.arange(start, end, step, dtype=d.np)
+    return Tensor._make(arr, requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """``steps`` values evenly spaced from ``start`` to ``end`` inclusive."""
+    _check_device(device)
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    d = dt.to_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    _require_grad_ok(d, requires_grad)
+    return Tensor._make(np.linspace(start, end, steps).astype(d.np), requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    """A 2-D tensor with ones on the diagonal."""
+    _check_device(device)
+    d = dt.to_dtype(dtype) if dtype is not None else dt.get_default_dtype()
+    _require_grad_ok(d, requires_grad)
+    return Tensor._make(np.eye(n, m, dtype=d.np), requires_grad)
