@@ -176,6 +176,13 @@ def _accumulate_leaf(leaf, g, create_graph):
     if g.shape != leaf.shape:
         from ..ops import sum_to_size
         g = sum_to_size(g, leaf.shape)
+    home = leaf.__dict__.get("_grad_home")
+    if leaf._grad is None and home is not None and not create_graph:
+        # an optimizer keeps this leaf's gradient in its arena: write it there
+        from ..tensor import Tensor
+        np.copyto(home, g._data, casting="unsafe")
+        leaf._grad = Tensor._make(home)
+        return
     leaf._grad = _accumulated(leaf._grad, g, create_graph)
 
 
