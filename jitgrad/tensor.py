@@ -347,9 +347,10 @@ class Tensor:
     __str__ = __repr__
 
     def __format__(self, spec):
-        if self.ndim == 0 and spec:
+        # as PyTorch: a 0-d tensor formats as its Python number (f"{t}" gives "1.0")
+        if self.ndim == 0:
             return format(self.item(), spec)
-        return repr(self)
+        return format(repr(self), spec)
 
     def __reduce_ex__(self, protocol):
         raise TypeError("jitgrad tensors are not pickled; use jitgrad.save() for checkpoints")

@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m jitgrad.examples.seed`` and ``python -m jitgrad.examples.digits``."""
