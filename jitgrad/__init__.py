@@ -8,6 +8,7 @@ from . import _methods  # noqa: F401  (binds Tensor methods and operators)
 from ._tensor_str import get_printoptions, printoptions, set_printoptions
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
                        set_grad_enabled)
+from .lazy import get_mode, jit_stats, set_mode
 from .dtypes import (bool_ as bool, dtype, float32, float64, get_default_dtype, int32, int64,
                      promote_types, set_default_dtype)
 from .ops import *  # noqa: F401,F403
@@ -52,3 +53,10 @@ def numel(input):
 def result_type(tensor1, tensor2):
     from .dtypes import result_type as _rt
     return _rt(tensor1, tensor2)
+
+
+def realize(*tensors):
+    """Compute pending (lazy) tensors now, all in one Program; returns them."""
+    from .lazy import realize as _realize
+    _realize(*tensors)
+    return tensors[0] if len(tensors) == 1 else tensors

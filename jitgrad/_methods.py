@@ -92,7 +92,8 @@ def _rsub(self, other):
 
 
 _RSUB = ops.defop("rsub", lambda x, scalar, dtype: ops.L.binary(
-    ops.ew.SUB, np.array(scalar, dtype), ops._as(x, dtype), dtype), lambda c, g: (-g,))
+    ops.ew.SUB, np.array(scalar, dtype), ops._as(x, dtype), dtype), lambda c, g: (-g,),
+    meta=ops._cast_meta)
 Tensor.__rsub__ = _rsub
 
 

@@ -26,16 +26,22 @@ REGISTRY = {}
 
 
 class Op:
-    """A primitive: ``forward(*arrays, **attrs)`` and ``vjp(node, grad)``.
+    """A primitive: ``forward(*arrays, **attrs)``, ``vjp(node, grad)`` and ``meta``.
 
+    ``meta(input_metas, **attrs)`` gives each output's (shape, numpy dtype) from
+    the inputs' (shape, dtype) without computing (lazy mode records with it);
+    view ops get theirs by running ``forward`` on arrays that own no memory.
     ``save`` names what the VJP reads back: input positions and/or ``"out"``.
-    ``view`` marks ops whose output may share the input's storage.
+    ``view`` marks ops whose output may share the input's storage; ``multi``
+    ops return a tuple.
     """
 
-    __slots__ = ("name", "forward", "vjp", "save", "view")
+    __slots__ = ("name", "forward", "vjp", "save", "view", "meta", "multi")
 
-    def __init__(self, name, forward, vjp=None, save=(), view=False):
+    def __init__(self, name, forward, vjp=None, save=(), view=False, meta=None, multi=False):
         self.name, self.forward, self.vjp, self.save, self.view = name, forward, vjp, save, view
+        self.meta = meta if meta is not None or not view else _view_meta(forward)
+        self.multi = multi
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -56,20 +62,66 @@ class Op:
         return out
 
 
-def defop(name, forward, vjp=None, save=(), view=False):
+def defop(name, forward, vjp=None, save=(), view=False, meta=None, multi=False):
     """Declare a primitive and add it to ``REGISTRY``."""
-    op = REGISTRY[name] = Op(name, forward, vjp, save, view)
+    op = REGISTRY[name] = Op(name, forward, vjp, save, view, meta, multi)
     return op
 
 
+def fake_array(shape, dtype, strides=None):
+    """An array with the given (default C) strides over no real memory: numpy computes
+    view geometry on it without touching data."""
+    dtype = np.dtype(dtype)
+    if strides is None:
+        strides, acc = [], dtype.itemsize
+        for n in reversed(shape):
+            strides.append(acc)
+            acc *= n
+        strides = tuple(reversed(strides))
+    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape, strides=strides)
+
+
+def _view_meta(forward):
+    def meta(metas, **attrs):
+        out = forward(fake_array(*metas[0]), **attrs)
+        return [(v.shape, v.dtype) for v in (out if isinstance(out, tuple) else (out,))]
+    return meta
+
+
+def _same_meta(metas, **attrs):
+    return [metas[0]]
+
+
+def _cast_meta(metas, dtype, **attrs):
+    return [(metas[0][0], dtype)]
+
+
+def _broadcast_meta(metas, dtype, **attrs):
+    return [(_broadcast_shape(*[m[0] for m in metas]), dtype)]
+
+
+def _compare_meta(metas, dtype, **attrs):
+    return [(_broadcast_shape(*[m[0] for m in metas]), np.dtype(np.bool_))]
+
+
+def _reduce_meta(metas, dims, keepdim, dtype=None, **attrs):
+    shape = metas[0][0]
+    out = _keep_shape(shape, dims) if keepdim else tuple(
+        n for i, n in enumerate(shape) if i not in dims)
+    return [(out, metas[0][1] if dtype is None else dtype)]
+
+
 def apply(op, inputs, grad_fn_name, **attrs):
-    """Run ``op`` on tensors ``inputs`` and record it for autograd when needed."""
-    datas = op.forward(*[t._data for t in inputs], **attrs)
-    multi = isinstance(datas, tuple)
-    outs = [Tensor._make(d) for d in (datas if multi else (datas,))]
+    """Run ``op`` on tensors ``inputs`` (or record it, in lazy mode) and record it for
+    autograd when needed."""
+    outs = _lazy.record(op, inputs, attrs) if _lazy._STATE["lazy"] else None
+    if outs is None:
+        datas = op.forward(*[t._data for t in inputs], **attrs)
+        outs = [Tensor._make(d) for d in (datas if op.multi else (datas,))]
+    multi = op.multi
     if op.view:
         _link_views(op, inputs[0], outs, grad_fn_name, attrs, multi)
-    if (op.vjp is not None and is_grad_enabled() and outs[0]._data.dtype.kind == "f"
+    if (op.vjp is not None and is_grad_enabled() and outs[0]._npdtype.kind == "f"
             and builtins.any(t._requires_grad for t in inputs)):
         node = node_class(grad_fn_name)(op, attrs, inputs, len(outs))
         for i, o in enumerate(outs):
@@ -88,7 +140,10 @@ def _link_views(op, src, outs, name, attrs, multi):
     base = src._base if src._view_fn is not None else src
     prev = src._view_fn
     for i, o in enumerate(outs):
-        if not np.may_share_memory(o._data, src._data):
+        if o._value is None:
+            if not _lazy.shares_storage(o):
+                continue
+        elif src._value is None or not np.may_share_memory(o._value, src._value):
             continue
         o._version = src._version
 
@@ -174,7 +229,7 @@ def _not_implemented(kernel, d):
 # --- elementwise: unary ---------------------------------------------------------
 
 def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
-    op = defop(name, lambda x: L.unary(code, x), vjp, save)
+    op = defop(name, lambda x: L.unary(code, x), vjp, save, meta=_same_meta)
 
     def fn(input):
         if not isinstance(input, Tensor):
@@ -240,24 +295,26 @@ def _pow_exponent_grad(x, y, out, g):
     return g * where((x == 0) & (y >= 0), 0.0, out * log(x))
 
 
-_ADD = defop("add", _binary_forward(ew.ADD), lambda c, g: (g, g))
-_SUB = defop("sub", _binary_forward(ew.SUB), lambda c, g: (g, -g))
+_ADD = defop("add", _binary_forward(ew.ADD), lambda c, g: (g, g), meta=_broadcast_meta)
+_SUB = defop("sub", _binary_forward(ew.SUB), lambda c, g: (g, -g), meta=_broadcast_meta)
 _MUL = defop("mul", _binary_forward(ew.MUL),
              lambda c, g: (g * c.saved(1) if c.needs_input_grad[0] else None,
-                           g * c.saved(0) if c.needs_input_grad[1] else None), (0, 1))
+                           g * c.saved(0) if c.needs_input_grad[1] else None), (0, 1),
+             meta=_broadcast_meta)
 _DIV = defop("div", _binary_forward(ew.DIV),
              lambda c, g: (g / c.saved(1),
                            -g * c.saved(0) / (c.saved(1) * c.saved(1))
-                           if c.needs_input_grad[1] else None), (0, 1))
+                           if c.needs_input_grad[1] else None), (0, 1), meta=_broadcast_meta)
 _POW = defop("pow", _binary_forward(ew.POW),
              lambda c, g: (g * c.saved(1) * pow(c.saved(0), c.saved(1) - 1)
                            if c.needs_input_grad[0] else None,
                            _pow_exponent_grad(c.saved(0), c.saved(1), c.saved("out"), g)
-                           if c.needs_input_grad[1] else None), (0, 1, "out"))
+                           if c.needs_input_grad[1] else None), (0, 1, "out"),
+             meta=_broadcast_meta)
 _MAXIMUM = defop("maximum", _binary_forward(ew.MAXIMUM),
-                 lambda c, g: _maximum_vjp(c, g, gt), (0, 1))
+                 lambda c, g: _maximum_vjp(c, g, gt), (0, 1), meta=_broadcast_meta)
 _MINIMUM = defop("minimum", _binary_forward(ew.MINIMUM),
-                 lambda c, g: _maximum_vjp(c, g, lt), (0, 1))
+                 lambda c, g: _maximum_vjp(c, g, lt), (0, 1), meta=_broadcast_meta)
 _FLOORDIV = defop("floor_divide", _binary_forward(ew.FLOORDIV))
 _REMAINDER = defop("remainder", _binary_forward(ew.REMAINDER))
 
@@ -320,10 +377,12 @@ fmod = remainder
 _POW_SCALAR = defop(
     "pow_scalar", lambda x, exponent: L.pow_scalar(x, exponent),
     lambda c, g: (g * 0 if c.attrs["exponent"] == 0 else
-                  g * c.attrs["exponent"] * pow(c.saved(0), c.attrs["exponent"] - 1),), (0,))
+                  g * c.attrs["exponent"] * pow(c.saved(0), c.attrs["exponent"] - 1),), (0,),
+    meta=_same_meta)
 _RPOW = defop("rpow", lambda x, base, dtype: L.binary(ew.POW, np.array(base, dtype),
                                                        _as(x, dtype), dtype),
-              lambda c, g: (g * c.saved("out") * float(np.log(c.attrs["base"])),), ("out",))
+              lambda c, g: (g * c.saved("out") * float(np.log(c.attrs["base"])),), ("out",),
+              meta=_cast_meta)
 
 
 def pow(input, exponent):
@@ -362,7 +421,8 @@ def minimum(input, other):
 # --- comparisons and logic (bool results, not differentiable) ----------------------
 
 def _compare(name, code):
-    op = defop(name, lambda a, b, dtype: L.compare(code, _as(a, dtype), _as(b, dtype)))
+    op = defop(name, lambda a, b, dtype: L.compare(code, _as(a, dtype), _as(b, dtype)),
+               meta=_compare_meta)
 
     def fn(input, other):
         a, b, d = _promote(input, other)
@@ -429,7 +489,9 @@ def ones_like_bool(input):
 
 _WHERE = defop("where", lambda a, b, cond, dtype: L.where(cond._data, _as(a, dtype), _as(b, dtype)),
                lambda c, g: (where(c.attrs["cond"], g, 0.0) if c.needs_input_grad[0] else None,
-                             where(c.attrs["cond"], 0.0, g) if c.needs_input_grad[1] else None))
+                             where(c.attrs["cond"], 0.0, g) if c.needs_input_grad[1] else None),
+               meta=lambda metas, cond, dtype: [(_broadcast_shape(
+                   cond.shape, metas[0][0], metas[1][0]), dtype)])
 
 
 def where(condition, input, other):
@@ -458,7 +520,7 @@ def masked_fill(input, mask, value):
 
 _CLAMP = defop("clamp", lambda x, lo, hi: L.clamp(x, lo, hi),
                lambda c, g: (where((c.saved(0) >= c.attrs["lo"]) & (c.saved(0) <= c.attrs["hi"]),
-                                   g, 0.0),), (0,))
+                                   g, 0.0),), (0,), meta=_same_meta)
 
 
 def clamp(input, min=None, max=None):
@@ -493,8 +555,8 @@ def clamp_max(input, max):
 
 # --- dtype casts and copies --------------------------------------------------------
 
-_CAST = defop("to_copy", lambda x, dtype: L.cast(x, dtype), lambda c, g: (g,))
-_CLONE = defop("clone", lambda x: L.cast(x, x.dtype), lambda c, g: (g,))
+_CAST = defop("to_copy", lambda x, dtype: L.cast(x, dtype), lambda c, g: (g,), meta=_cast_meta)
+_CLONE = defop("clone", lambda x: L.cast(x, x.dtype), lambda c, g: (g,), meta=_same_meta)
 
 
 def _to(input, dtype, copy=False):
@@ -511,7 +573,7 @@ def clone(input, memory_format=None):
 
 def contiguous(input, memory_format=None):
     """``input`` itself when C-contiguous, else a contiguous copy."""
-    return input if input._data.flags.c_contiguous else clone(input)
+    return input if _layout(input).flags.c_contiguous else clone(input)
 
 
 # --- reductions ------------------------------------------------------------------
@@ -555,13 +617,14 @@ def _prod_vjp(c, g):
     return (_expand_grad(g, c) * others,)
 
 
-_SUM = defop("sum", _reduce_forward(rd.SUM), lambda c, g: (_expand_grad(g, c),))
+_SUM = defop("sum", _reduce_forward(rd.SUM), lambda c, g: (_expand_grad(g, c),),
+             meta=_reduce_meta)
 _MEAN = defop("mean", lambda x, dims, keepdim, dtype: _reduce_forward(rd.SUM)(
     x, dims, keepdim, dtype) / builtins.max(1, int(np.prod([x.shape[d] for d in dims]))),
-    lambda c, g: (_expand_grad(g, c) / _count(c),))
-_PROD = defop("prod", _reduce_forward(rd.PROD), _prod_vjp, (0,))
-_AMAX = defop("amax", _reduce_forward(rd.MAX), _amax_vjp, (0, "out"))
-_AMIN = defop("amin", _reduce_forward(rd.MIN), _amax_vjp, (0, "out"))
+    lambda c, g: (_expand_grad(g, c) / _count(c),), meta=_reduce_meta)
+_PROD = defop("prod", _reduce_forward(rd.PROD), _prod_vjp, (0,), meta=_reduce_meta)
+_AMAX = defop("amax", _reduce_forward(rd.MAX), _amax_vjp, (0, "out"), meta=_reduce_meta)
+_AMIN = defop("amin", _reduce_forward(rd.MIN), _amax_vjp, (0, "out"), meta=_reduce_meta)
 
 
 def _reduction(op, input, dim, keepdim, dtype, names):
@@ -722,10 +785,9 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default."""
     dims = _dims(dim, input.ndim)
     c = _correction(unbiased, correction)
-    centred = input - mean(input, dims, keepdim=True)
     n = int(np.prod([input.shape[d] for d in dims]))
     return apply(_VAR, [input], "VarBackward0", dims=dims, keepdim=keepdim,
-                 denom=builtins.max(n - c, 0), centred=centred.detach())
+                 denom=builtins.max(n - c, 0))
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -733,13 +795,16 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dims = _dims(dim, input.ndim)
     c = _correction(unbiased, correction)
     n = int(np.prod([input.shape[d] for d in dims]))
-    centred = input - mean(input, dims, keepdim=True)
     return apply(_STD, [input], "StdBackward0", dims=dims, keepdim=keepdim,
-                 denom=builtins.max(n - c, 0), centred=centred.detach())
+                 denom=builtins.max(n - c, 0))
 
 
-def _var_forward(x, dims, keepdim, denom, centred):
-    sq = L.binary(ew.MUL, centred._data, centred._data, x.dtype)
+def _var_forward(x, dims, keepdim, denom):
+    n = builtins.max(1, int(np.prod([x.shape[d] for d in dims])))
+    mu = L.binary(ew.DIV, L.reduce(rd.SUM, x, dims, x.dtype).reshape(_keep_shape(x.shape, dims)),
+                  np.array(n, x.dtype), x.dtype)
+    centred = L.binary(ew.SUB, x, mu, x.dtype)
+    sq = L.binary(ew.MUL, centred, centred, x.dtype)
     total = _reduce_forward(rd.SUM)(sq, dims, keepdim, x.dtype)
     return L.binary(ew.DIV, total, np.array(denom, x.dtype), x.dtype)
 
@@ -750,10 +815,11 @@ def _centred(c):
 
 
 _VAR = defop("var", _var_forward,
-             lambda c, g: (_expand_grad(g, c) * 2 * _centred(c) / c.attrs["denom"],), (0,))
+             lambda c, g: (_expand_grad(g, c) * 2 * _centred(c) / c.attrs["denom"],), (0,),
+             meta=_reduce_meta)
 _STD = defop("std", lambda x, **a: L.unary(ew.SQRT, _var_forward(x, **a)),
              lambda c, g: (_expand_grad(g / c.saved("out"), c) * _centred(c)
-                           / c.attrs["denom"],), (0, "out"))
+                           / c.attrs["denom"],), (0, "out"), meta=_reduce_meta)
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -779,7 +845,7 @@ def _lse_vjp(c, g):
     return (_expand_grad(g, c) * exp(x - out),)
 
 
-_LOGSUMEXP = defop("logsumexp", _lse_forward, _lse_vjp, (0, "out"))
+_LOGSUMEXP = defop("logsumexp", _lse_forward, _lse_vjp, (0, "out"), meta=_reduce_meta)
 
 
 def logsumexp(input, dim, keepdim=False):
@@ -799,11 +865,12 @@ def _check_same_dtype(a, b):
 
 _MM = defop("mm", lambda a, b: L.mm(a, b),
             lambda c, g: (mm(g, c.saved(1).t()) if c.needs_input_grad[0] else None,
-                          mm(c.saved(0).t(), g) if c.needs_input_grad[1] else None), (0, 1))
+                          mm(c.saved(0).t(), g) if c.needs_input_grad[1] else None), (0, 1),
+            meta=lambda m: [((m[0][0][0], m[1][0][1]), m[0][1])])
 _BMM = defop("bmm", lambda a, b: L.bmm(a, b),
              lambda c, g: (bmm(g, c.saved(1).transpose(1, 2)) if c.needs_input_grad[0] else None,
                            bmm(c.saved(0).transpose(1, 2), g) if c.needs_input_grad[1] else None),
-             (0, 1))
+             (0, 1), meta=lambda m: [((m[0][0][0], m[0][0][1], m[1][0][2]), m[0][1])])
 
 
 def mm(input, mat2):
@@ -835,11 +902,13 @@ def bmm(input, mat2):
 
 _DOT = defop("dot", lambda a, b: L.mm(a.reshape(1, -1), b.reshape(-1, 1)).reshape(()),
              lambda c, g: (g * c.saved(1) if c.needs_input_grad[0] else None,
-                           g * c.saved(0) if c.needs_input_grad[1] else None), (0, 1))
+                           g * c.saved(0) if c.needs_input_grad[1] else None), (0, 1),
+             meta=lambda m: [((), m[0][1])])
 _MV = defop("mv", lambda a, v: L.mm(a, v.reshape(-1, 1)).reshape(-1),
             lambda c, g: (mm(g.reshape(-1, 1), c.saved(1).reshape(1, -1))
                           if c.needs_input_grad[0] else None,
-                          mv(c.saved(0).t(), g) if c.needs_input_grad[1] else None), (0, 1))
+                          mv(c.saved(0).t(), g) if c.needs_input_grad[1] else None), (0, 1),
+            meta=lambda m: [((m[0][0][0],), m[0][1])])
 
 
 def dot(input, other):
@@ -928,6 +997,22 @@ def _infer_shape(shape, numel):
     return tuple(shape)
 
 
+def _layout(t):
+    """``t``'s array, or for a pending tensor an array over no memory laid out as it will be."""
+    return t._value if t._value is not None else _lazy._layout(t)
+
+
+def _viewable(input, shape):
+    """Whether ``input`` can take ``shape`` without a copy (numpy decides on its layout)."""
+    arr = _layout(input)
+    if arr.size == 0:
+        return True
+    try:
+        return np.may_share_memory(arr, arr.reshape(shape, copy=False))
+    except ValueError:
+        return False
+
+
 def _reshape(input, shape, name):
     return apply(_VIEW, [input], name, shape=tuple(shape))
 
@@ -937,7 +1022,7 @@ def reshape(input, *shape):
     shape = _infer_shape(_shape_tuple(shape), input.numel())
     if shape == input.shape:
         return apply(_VIEW, [input], "ViewBackward0", shape=shape)
-    viewable = np.shares_memory(input._data, input._data.reshape(shape)) if input.numel() else True
+    viewable = _viewable(input, shape)
     return _reshape(input, shape, "ViewBackward0" if viewable else "UnsafeViewBackward0")
 
 
@@ -952,7 +1037,7 @@ def view(input, *shape):
     if len(shape) == 1 and isinstance(shape[0], dt.dtype):
         raise RuntimeError("view(dtype) is not supported by jitgrad")
     shape = _infer_shape(_shape_tuple(shape), input.numel())
-    if input.numel() and not np.shares_memory(input._data, input._data.reshape(shape)):
+    if not _viewable(input, shape):
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one "
             "dimension spans across two contiguous subspaces). Use .reshape(...) instead.")
@@ -1103,7 +1188,15 @@ def _cat_vjp(c, g):
     return grads
 
 
-_CAT = defop("cat", _cat_forward, _cat_vjp)
+def _cat_meta(metas, dim, dtype):
+    parts = [m for m in metas if not (len(m[0]) == 1 and m[0][0] == 0)] or metas[:1]
+    shape = list(parts[0][0])
+    if len(shape) > dim:
+        shape[dim] = builtins.sum(m[0][dim] for m in parts)
+    return [(tuple(shape), dtype)]
+
+
+_CAT = defop("cat", _cat_forward, _cat_vjp, meta=_cat_meta)
 
 
 def cat(tensors, dim=0):
@@ -1136,7 +1229,9 @@ concat = concatenate = cat
 
 _STACK = defop("stack", lambda *arrays, dim, dtype: np.stack([_as(a, dtype) for a in arrays],
                                                             axis=dim),
-               lambda c, g: [select(g, c.attrs["dim"], i) for i in range(len(c._inputs_meta))])
+               lambda c, g: [select(g, c.attrs["dim"], i) for i in range(len(c._inputs_meta))],
+               meta=lambda metas, dim, dtype: [(metas[0][0][:dim] + (len(metas),)
+                                                + metas[0][0][dim:], dtype)])
 
 
 def stack(tensors, dim=0):
@@ -1173,7 +1268,7 @@ def _split_vjp(c, g):
     return (cat(parts, dim),)
 
 
-_SPLIT = defop("split", _split_forward, _split_vjp, view=True)
+_SPLIT = defop("split", _split_forward, _split_vjp, view=True, multi=True)
 
 
 def split(tensor, split_size_or_sections, dim=0):
@@ -1210,7 +1305,7 @@ _UNBIND = defop("unbind", lambda x, dim: tuple(np.moveaxis(x, dim, 0)),
                 lambda c, g: (stack([gi if gi is not None else
                                      zeros(_drop(c._inputs_meta[0][0], c.attrs["dim"]),
                                            dtype=c._inputs_meta[0][1]) for gi in g],
-                                    c.attrs["dim"]),), view=True)
+                                    c.attrs["dim"]),), view=True, multi=True)
 
 
 def _drop(shape, dim):
@@ -1235,10 +1330,12 @@ def _flat_positions(shape, key):
 
 
 _INDEX_ADD = defop("index_add", lambda g, shape, idx: L.scatter_add(g, idx, shape),
-                   lambda c, g: (take(g, c.attrs["idx"]),))
+                   lambda c, g: (take(g, c.attrs["idx"]),),
+                   meta=lambda metas, shape, idx: [(tuple(shape), metas[0][1])])
 _TAKE = defop("take", lambda x, idx: L.gather(x, idx),
               lambda c, g: (apply(_INDEX_ADD, [g], "IndexAddBackward0",
-                                  shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),))
+                                  shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),),
+              meta=lambda metas, idx: [(idx.shape, metas[0][1])])
 
 
 def take(input, index):
@@ -1262,7 +1359,8 @@ _INDEX_PUT = defop("index_put",
                    lambda x, v, idx: L.index_put(x, idx, v),
                    lambda c, g: (apply(_INDEX_PUT, [g, _wrap(0, g.dtype)], "IndexPutBackward0",
                                        idx=c.attrs["idx"]) if c.needs_input_grad[0] else None,
-                                 take(g, c.attrs["idx"]) if c.needs_input_grad[1] else None))
+                                 take(g, c.attrs["idx"]) if c.needs_input_grad[1] else None),
+                   meta=lambda metas, idx: [metas[0]])
 
 
 def _normalise_key(key, ndim):
@@ -1325,7 +1423,8 @@ def _index_name(key, advanced):
 def getitem(input, key):
     """``input[key]``: a view for ints, slices, None and ``...``; a copy for tensor indices."""
     key, advanced = _normalise_key(key, input.ndim)
-    _run_index(lambda: input._data[key])  # raises on bad indices before anything is recorded
+    # raises on bad indices before anything is recorded; zero strides: nothing real is read
+    _run_index(lambda: fake_array(input.shape, input._npdtype, (0,) * input.ndim)[key])
     return apply(_INDEX, [input], _index_name(key, advanced), key=key)
 
 
@@ -1361,10 +1460,12 @@ def index_select(input, dim, index):
 
 _SOFTMAX = defop("softmax", lambda x, dim: L.softmax(x, dim, False),
                  lambda c, g: (c.saved("out") * (g - sum(g * c.saved("out"), c.attrs["dim"],
-                                                           keepdim=True)),), ("out",))
+                                                           keepdim=True)),), ("out",),
+                 meta=_same_meta)
 _LOG_SOFTMAX = defop("log_softmax", lambda x, dim: L.softmax(x, dim, True),
                      lambda c, g: (g - exp(c.saved("out")) * sum(g, c.attrs["dim"],
-                                                                 keepdim=True),), ("out",))
+                                                                 keepdim=True),), ("out",),
+                     meta=_same_meta)
 
 
 def _softmax(op, input, dim, dtype, name, kernel):
@@ -1425,6 +1526,7 @@ def inplace(self, compute):
     PyTorch does.
     """
     _check_inplace(self)
+    _lazy.flush()  # pending ops read the old values: compute them before the write
     recording = is_grad_enabled() and (
         self._requires_grad or (self._view_fn is not None and self._base._requires_grad))
     old = self
@@ -1497,6 +1599,7 @@ def setitem(self, key, value):
 
 # tensors.py's helpers reach these names through the module namespace
 from .tensor import arange, zeros  # noqa: E402
+from . import lazy as _lazy  # noqa: E402  (lazy mode records through apply)
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
     "builtins", "collections", "numbers", "np", "L", "dt", "ew", "rd", "Tensor", "Op",

@@ -66,6 +66,8 @@ def _check_device(dev):
             "(device='cpu'); the numba.cuda backend is a separate, optional component.")
 
 
+_realize = None  # set by jitgrad.lazy: computes pending tensors
+
 _NON_LEAF_GRAD = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
     "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
@@ -81,7 +83,7 @@ class Tensor:
     ``Tensor(2, 3)`` an uninitialised one of that size.
     """
 
-    __slots__ = ("_data", "_version", "_requires_grad", "grad_fn", "_output_nr", "_grad",
+    __slots__ = ("_value", "_lazy", "_version", "_requires_grad", "grad_fn", "_output_nr", "_grad",
                  "_base", "_view_fn", "_retains_grad", "_hooks", "_accumulator",
                  "__weakref__", "__dict__")
 
@@ -93,7 +95,8 @@ class Tensor:
         self._init(data)
 
     def _init(self, data, requires_grad=False, version=None):
-        self._data = data
+        self._value = data
+        self._lazy = None
         self._version = [0] if version is None else version
         self._requires_grad = requires_grad
         self.grad_fn = None
@@ -111,11 +114,43 @@ class Tensor:
         t._init(data, requires_grad, version)
         return t
 
-    def _alias(self, grad_fn=None, output_nr=0):
-        """A new tensor object over the same storage and version counter."""
-        t = Tensor._make(self._data, grad_fn is not None, self._version)
+    def _alias(self, grad_fn=None, output_nr=0, version=True):
+        """A new tensor object over the same storage (and version counter, unless
+        ``version=False``); a pending tensor's alias stays pending."""
+        if self._value is None:
+            from .lazy import alias
+            t = alias(self)
+        else:
+            t = Tensor._make(self._value)
+        if version:
+            t._version = self._version
+        t._requires_grad = grad_fn is not None
         t.grad_fn, t._output_nr = grad_fn, output_nr
         return t
+
+    @property
+    def _data(self):
+        """The values as a numpy array; a pending (lazy) tensor is realized first."""
+        value = self._value
+        if value is None:
+            _realize(self)
+            value = self._value
+        return value
+
+    @_data.setter
+    def _data(self, value):
+        self._value = value
+        self._lazy = None
+
+    @property
+    def _shape(self):
+        v = self._value
+        return v.shape if v is not None else self._lazy.shape
+
+    @property
+    def _npdtype(self):
+        v = self._value
+        return v.dtype if v is not None else self._lazy.dtype
 
     # --- autograd state ---------------------------------------------------
 
@@ -210,7 +245,7 @@ class Tensor:
     @property
     def data(self):
         """This tensor's values as a tensor that shares storage but not history or version."""
-        return Tensor._make(self._data)
+        return self._alias(version=False)
 
     @data.setter
     def data(self, value):
@@ -220,7 +255,7 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing storage and version counter, cut from the graph."""
-        t = Tensor._make(self._data, version=self._version)
+        t = self._alias()
         t._base = self
         return t
 
@@ -236,17 +271,17 @@ class Tensor:
 
     @property
     def shape(self):
-        return Size(self._data.shape)
+        return Size(self._shape)
 
     def size(self, dim=None):
         """The shape, or the size of one dimension."""
         if dim is None:
             return self.shape
-        return self._data.shape[_dim(dim, self.ndim)]
+        return self._shape[_dim(dim, self.ndim)]
 
     @property
     def dtype(self):
-        return dt._FROM_NP[self._data.dtype]
+        return dt._FROM_NP[self._npdtype]
 
     @property
     def device(self):
@@ -258,18 +293,18 @@ class Tensor:
 
     @property
     def ndim(self):
-        return self._data.ndim
+        return len(self._shape)
 
     def dim(self):
-        return self._data.ndim
+        return len(self._shape)
 
     def numel(self):
-        return self._data.size
+        return int(np.prod(self._shape, dtype=np.int64))
 
     nelement = numel
 
     def element_size(self):
-        return self._data.itemsize
+        return self._npdtype.itemsize
 
     def is_floating_point(self):
         return self.dtype.is_floating_point
@@ -287,7 +322,7 @@ class Tensor:
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self._data.shape[0]
+        return self._shape[0]
 
     def __iter__(self):
         if self.ndim == 0:

@@ -100,6 +100,7 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
     if inputs is not None and not accumulate:
         nodes = _prune(nodes, {k[0] for k in targets})
 
+    leaf_grads = []  # (leaf, grad): in lazy mode all are realized by one Program at the end
     with set_grad_enabled(create_graph):
         for node in nodes:
             buf = buffers.pop(node, None)
@@ -121,7 +122,7 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
                     captures[(node, nr)] = _add(captures[(node, nr)], buf[nr])
             if isinstance(node, AccumulateGrad):
                 if accumulate and (inputs is None or (node, 0) in captures):
-                    _accumulate_leaf(node.variable, buf[0], create_graph)
+                    leaf_grads.append((node.variable, buf[0]))
                 continue
             in_grads = node.apply(buf)
             if node._hooks:
@@ -138,6 +139,10 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
                 node.release()
 
     if accumulate:
+        _realize_all([g for _, g in leaf_grads])
+        with set_grad_enabled(create_graph):
+            for leaf, g in leaf_grads:
+                _accumulate_leaf(leaf, g, create_graph)
         return None
     result = []
     for t, key in zip(inputs, targets):
@@ -147,7 +152,16 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
                                "in the graph. Set allow_unused=True if this is the desired "
                                "behavior.")
         result.append(g)
+    if not create_graph:
+        _realize_all(result)
     return tuple(result)
+
+
+def _realize_all(tensors):
+    pending = [t for t in tensors if t is not None and t._value is None]
+    if pending:
+        from ..lazy import realize
+        realize(*pending)
 
 
 def _prune(nodes, target_nodes):

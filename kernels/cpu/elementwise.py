@@ -16,6 +16,7 @@ from .config import kernel
 
 # unary op codes
 NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, RECIPROCAL = range(12)
+FINITE_OR_ZERO = 12  # x where finite, else 0 (the shift in a stable logsumexp)
 # binary op codes
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, FLOORDIV, REMAINDER = range(9)
 # comparison and logical op codes (bool output)
@@ -66,6 +67,10 @@ def unary(op, x, out):
     elif op == RECIPROCAL:
         for i in range(n):
             out[i] = one / x[i]
+    elif op == FINITE_OR_ZERO:
+        for i in range(n):
+            v = x[i]
+            out[i] = v if v - v == zero else zero
 
 
 @kernel

@@ -1,0 +1,733 @@
+"""Lazy mode: ops record pending nodes; realization runs them as one Program.
+
+In lazy mode an op checks its arguments and records a ``Pending`` node on its
+output tensor instead of computing. When a value is needed (``.item()``,
+``print``, ``backward()`` finishing, an in-place write, ``realize()``), the
+pending graph behind the requested tensors is lowered into a ``Program``: one
+instruction table over one arena, run by the native interpreter
+(``kernels/cpu/interpreter.py``) in a single call. Programs are cached by a
+signature of the graph (ops, attributes, wiring, input dtypes and sizes), so a
+training loop lowers once and afterwards only records and binds.
+
+What the user observes is eager mode's: view ops still return tensors that
+alias their input's storage once realized, versions and grad_fns are recorded
+as in eager mode, and any op the interpreter does not cover runs eagerly on
+realized inputs.
+"""
+import os
+import weakref
+
+import numpy as np
+
+from . import _launch
+from . import dtypes as dt
+from .kernels.cpu import elementwise as ew
+from .kernels.cpu import interpreter as I
+from .kernels.cpu import reduce as rd
+
+_STATE = {"lazy": os.environ.get("JITGRAD_MODE", "eager").lower() == "lazy"}
+MAX_DEPTH = 2000  # a pending chain this deep realizes by itself (bounded memory)
+_pending = []     # weakrefs to pending tensors, so writes can flush them first
+
+_stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
+          "eager_fallbacks": 0, "tier": "interpreter"}
+
+
+def set_mode(mode):
+    """``"lazy"``: ops record and run as native Programs; ``"eager"``: each op runs at once."""
+    if mode not in ("eager", "lazy"):
+        raise ValueError(f"mode must be 'eager' or 'lazy', got {mode!r}")
+    if mode == "eager":
+        flush()
+    _STATE["lazy"] = mode == "lazy"
+
+
+def get_mode():
+    return "lazy" if _STATE["lazy"] else "eager"
+
+
+def is_lazy():
+    return _STATE["lazy"]
+
+
+def jit_stats():
+    """What the runtime did: programs run, instructions executed, lowerings, cache hits."""
+    return dict(_stats, programs_cached=len(_cache), mode=get_mode())
+
+
+class Pending:
+    """How to compute one output of one op, once its inputs are known.
+
+    ``layout`` is, for view ops, an array over no memory with the strides the
+    realized view will have; ``shares`` says whether it aliases its input.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "index", "shape", "dtype", "depth", "layout",
+                 "shares")
+
+    def __init__(self, op, inputs, attrs, index, shape, dtype, depth, layout=None,
+                 shares=False):
+        self.op, self.inputs, self.attrs, self.index = op, inputs, attrs, index
+        self.shape, self.dtype, self.depth = shape, dtype, depth
+        self.layout, self.shares = layout, shares
+
+
+# --- recording --------------------------------------------------------------------
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_BOOL = np.dtype(np.bool_)
+
+
+def record(op, inputs, attrs):
+    """Pending output tensors of ``op``, or None when the interpreter does not cover it
+    (an op without a lowering rule, integer operands, or mixed float dtypes)."""
+    if op.name not in LOWER:
+        return None
+    layouts = None
+    if op.view and not (op.name == "index" and _advanced(attrs["key"])):
+        src = _layout(inputs[0])
+        views = op.forward(src, **attrs)
+        layouts = views if op.multi else (views,)
+        metas = [(v.shape, v.dtype) for v in layouts]
+    elif op.view:  # advanced indexing copies: shapes from an array whose reads are all safe
+        t = inputs[0]
+        v = op.forward(fake_array(t._shape, t._npdtype, (0,) * len(t._shape)), **attrs)
+        metas = [(v.shape, v.dtype)]
+    else:
+        metas = op.meta([(t._shape, t._npdtype) for t in inputs], **attrs)
+    kind = None
+    for d in [t._npdtype for t in _operands(inputs, attrs)] + [np.dtype(d) for _, d in metas]:
+        if d in _FLOATS:
+            if kind is not None and d != kind:
+                return None
+            kind = d
+        elif d != _BOOL:
+            return None
+    depth = 1
+    for t in _operands(inputs, attrs):
+        if t._lazy is not None and t._value is None and t._lazy.depth >= depth:
+            depth = t._lazy.depth + 1
+    outs = []
+    for i, (shape, dtype) in enumerate(metas):
+        t = _tensor.Tensor._make(None)
+        t._lazy = Pending(op, inputs, attrs, i, tuple(shape), np.dtype(dtype), depth)
+        if layouts is not None:
+            t._lazy.layout = layouts[i]
+            t._lazy.shares = bool(np.may_share_memory(layouts[i], src))
+        outs.append(t)
+        _pending.append(weakref.ref(t))
+    if depth >= MAX_DEPTH:
+        realize(*outs)
+    return outs
+
+
+def _advanced(key):
+    return any(isinstance(k, (np.ndarray, bool)) for k in key)
+
+
+def _layout(t):
+    """An array over no memory laid out as ``t`` is (or will be once realized)."""
+    v = t._value
+    if v is not None:
+        return fake_array(v.shape, v.dtype, v.strides)
+    p = t._lazy
+    return p.layout if p.layout is not None else fake_array(p.shape, p.dtype)
+
+
+def shares_storage(t):
+    """Whether pending view ``t`` will alias its input once realized."""
+    return t._lazy.shares
+
+
+def alias(t):
+    """A pending tensor that takes ``t``'s value (for ``detach``, ``.data``, saved outputs)."""
+    return record(ALIAS, [t], {})[0]
+
+
+def _operands(inputs, attrs):
+    """Every tensor a node reads: its inputs and tensor-valued attributes (``where``'s cond)."""
+    cond = attrs.get("cond")
+    return inputs if cond is None else list(inputs) + [cond]
+
+
+def flush():
+    """Realize every pending tensor still alive (before storage is written in place)."""
+    if not _pending:
+        return
+    alive = [t for t in (r() for r in _pending) if t is not None and t._value is None]
+    _pending.clear()
+    if alive:
+        realize(*alive)
+
+
+# --- realization ------------------------------------------------------------------
+
+def _collect(targets):
+    """Pending nodes behind ``targets`` in dependency order, and the realized inputs they read."""
+    order, inputs, seen = [], [], {}
+    stack = [(t, False) for t in reversed(targets)]
+    while stack:
+        t, done = stack.pop()
+        key = id(t)
+        if done:
+            order.append(t)
+            continue
+        if key in seen:
+            continue
+        if t._value is not None:
+            seen[key] = ("i", len(inputs))
+            inputs.append(t)
+            continue
+        seen[key] = None
+        stack.append((t, True))
+        for u in reversed(_operands(t._lazy.inputs, t._lazy.attrs)):
+            if id(u) not in seen:
+                stack.append((u, False))
+    for i, t in enumerate(order):
+        seen[id(t)] = ("n", i)
+    return order, inputs, seen
+
+
+def _attr_key(v):
+    if isinstance(v, _tensor.Tensor):
+        return None  # wired as an operand
+    if isinstance(v, (tuple, list)):
+        return tuple(_attr_key(x) for x in v)
+    if isinstance(v, slice):
+        return ("slice", v.start, v.stop, v.step)
+    if isinstance(v, np.ndarray):
+        return ("array", v.shape, v.dtype.str)  # values bound per run
+    if isinstance(v, np.dtype):
+        return v.str
+    return v
+
+
+def _signature(order, inputs, where):
+    nodes = []
+    for t in order:
+        p = t._lazy
+        wires = tuple(where[id(u)] for u in _operands(p.inputs, p.attrs))
+        attrs = tuple((k, _attr_key(v)) for k, v in p.attrs.items())
+        nodes.append((p.op.name, p.index, wires, attrs, p.shape, p.dtype.str))
+    ins = tuple((t._value.shape, t._value.dtype.str, t._value.ndim == 0) for t in inputs)
+    return (tuple(nodes), ins)
+
+
+def realize(*tensors):
+    """Compute every pending tensor in ``tensors`` (and what they depend on) in one Program."""
+    targets = [t for t in tensors if t._value is None and t._lazy is not None]
+    if not targets:
+        return
+    order, inputs, where = _collect(targets)
+    fdtype = _program_dtype(order, inputs)
+    sig = (fdtype.str, _signature(order, inputs, where))
+    program = _cache.get(sig)
+    if program is None:
+        _stats["lowerings"] += 1
+        program = _cache[sig] = Lowering(order, inputs, where, fdtype).program()
+    else:
+        _stats["cache_hits"] += 1
+    program.run(order, inputs)
+
+
+def _program_dtype(order, inputs):
+    for t in order:
+        if t._lazy.dtype in _FLOATS:
+            return t._lazy.dtype
+    for t in inputs:
+        if t._value.dtype in _FLOATS:
+            return t._value.dtype
+    return np.dtype(np.float32)
+
+
+_cache = {}
+
+
+class Program:
+    """Instructions over one arena, plus where each input and node lives in it."""
+
+    def __init__(self, code, scalars, index_sources, arena_size, input_slots, node_slots,
+                 fdtype):
+        self.code, self.scalars = code, scalars
+        self.index_sources = index_sources
+        self.arena_size, self.input_slots, self.node_slots = arena_size, input_slots, node_slots
+        self.fdtype = fdtype
+
+    def run(self, order, inputs):
+        arena = np.empty(self.arena_size, self.fdtype)
+        scalars = self.scalars.copy()
+        for (kind, off, n), t in zip(self.input_slots, inputs):
+            v = t._value
+            if kind == 1:   # a 0-d input: its value goes through the scalar table
+                scalars[off] = v.item()
+            else:
+                arena[off:off + n] = v.reshape(-1)
+        if self.index_sources:
+            indices = np.concatenate([fn(order, inputs) for fn in self.index_sources])
+        else:
+            indices = _NO_INDICES
+        I.interpret(self.code, scalars, indices, arena)
+        _stats["programs"] += 1
+        _stats["instructions"] += len(self.code)
+        for t, (off, n) in zip(order, self.node_slots):
+            p = t._lazy
+            if p.op.view:
+                src = p.inputs[0]._data
+                value = p.op.forward(src, **p.attrs)
+                value = value[p.index] if isinstance(value, tuple) else value
+            else:
+                value = arena[off:off + n].reshape(p.shape)
+                if p.dtype != self.fdtype:
+                    value = value.astype(p.dtype)
+            t._value = value
+            t._lazy = None
+
+
+_NO_INDICES = np.zeros(1, np.int64)
+
+
+# --- lowering ---------------------------------------------------------------------
+
+def _c_strides(shape):
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    return tuple(reversed(strides))
+
+
+def _broadcast_strides(shape, target):
+    """Element strides of a contiguous ``shape`` broadcast to ``target`` (0 where broadcast)."""
+    st = _c_strides(shape)
+    lead = len(target) - len(shape)
+    return tuple(0 if i < lead or shape[i - lead] == 1 else st[i - lead]
+                 for i in range(len(target)))
+
+
+class Lowering:
+    """Turns a pending graph into a Program: assigns arena slots and emits rows."""
+
+    def __init__(self, order, inputs, where, fdtype):
+        self.order, self.inputs, self.where, self.fdtype = order, inputs, where, fdtype
+        self.rows, self.scalars, self.index_sources = [], [], []
+        self.index_len = 0
+        self.size = 0
+        self.input_slots, self.node_slots = [], []
+        self.buf = {}   # id(tensor) -> (offset, shape)
+
+    def alloc(self, n):
+        off = self.size
+        self.size += max(int(n), 1)
+        return off
+
+    def scalar(self, value):
+        self.scalars.append(float(value))
+        return len(self.scalars) - 1
+
+    def program(self):
+        for t in self.inputs:
+            v = t._value
+            if v.ndim == 0:
+                k = self.scalar(0.0)
+                off = self.alloc(1)
+                self.row(I.FILL, k, off, dims=(1, 1, 1, 1))
+                self.input_slots.append((1, k, 1))
+            else:
+                off = self.alloc(v.size)
+                self.input_slots.append((0, off, v.size))
+            self.buf[id(t)] = (off, v.shape)
+        for i, t in enumerate(self.order):
+            p = t._lazy
+            fn = LOWER[p.op.name]
+            off = fn(self, t, p)
+            if off is None:
+                off = self.buf[id(t)][0]
+            self.buf[id(t)] = (off, p.shape)
+            self.node_slots.append((off, int(np.prod(p.shape, dtype=np.int64))))
+        # 0-d inputs were FILLed: those rows must run first, they are already at the front
+        code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
+        return Program(code, np.array(self.scalars or [0.0]), self.index_sources,
+                       max(self.size, 1), self.input_slots, self.node_slots, self.fdtype)
+
+    # emitters -------------------------------------------------------------------
+    def row(self, op, sub, out, a=0, b=0, c=0, dims=(1, 1, 1, 1), sa=(0,) * 4, sb=(0,) * 4,
+            sc=(0,) * 4, flat=0):
+        self.rows.append([op, sub, out, a, b, c, *dims, *sa, *sb, *sc, flat])
+
+    def operand(self, u):
+        return self.buf[id(u)]
+
+    def new_out(self, t):
+        return self.alloc(np.prod(t._lazy.shape, dtype=np.int64))
+
+    def elementwise(self, op, sub, out, out_shape, operands):
+        """out (contiguous, ``out_shape``) = op over operands [(offset, shape or strides)]."""
+        strides = [_broadcast_strides(shape, out_shape) if geo is None else geo
+                   for (_, shape, geo) in operands]
+        n = int(np.prod(out_shape, dtype=np.int64))
+        if n == 0:
+            return
+        if all(s == _c_strides(out_shape) for s in strides):
+            self.row(op, sub, out, *[o for o, _, _ in operands], dims=(n, 1, 1, 1), flat=1)
+            return
+        dims = _launch._coalesce(out_shape, [tuple(strides_) for strides_ in strides]
+                                 + [_c_strides(out_shape)])
+        if len(dims) > 4:
+            raise NotImplementedError("more than 4 dims after merging")
+        dims = [(1, [0] * (len(strides) + 1))] * (4 - len(dims)) + dims
+        shape4 = tuple(d for d, _ in dims)
+        geos = [tuple(st[j] for _, st in dims) for j in range(len(strides))]
+        while len(geos) < 3:
+            geos.append((0,) * 4)
+        offs = [o for o, _, _ in operands] + [0] * (3 - len(operands))
+        self.row(op, sub, out, *offs, dims=shape4, sa=geos[0], sb=geos[1], sc=geos[2])
+
+    def copy_view(self, out, out_shape, src_off, view_offset, view_strides):
+        self.elementwise(I.COPY, 0, out, out_shape, [(src_off + view_offset, None, view_strides)])
+
+    def reduce(self, code, x_off, shape, dims):
+        """Reduce a contiguous buffer over sorted ``dims``; returns the result's offset."""
+        for start, stop in _launch._runs(dims):
+            a = int(np.prod(shape[:start], dtype=np.int64))
+            r = int(np.prod(shape[start:stop], dtype=np.int64))
+            b = int(np.prod(shape[stop:], dtype=np.int64))
+            out = self.alloc(a * b)
+            self.row(I.REDUCE, code, out, x_off, dims=(a, r, b, 1))
+            x_off, shape = out, shape[:start] + shape[stop:]
+        return x_off
+
+    def constant(self, value):
+        off = self.alloc(1)
+        self.row(I.FILL, self.scalar(value), off, dims=(1, 1, 1, 1))
+        return off
+
+    def indices(self, fn, n):
+        """Reserve ``n`` entries of the index arena, filled per run by ``fn(order, inputs)``."""
+        start = self.index_len
+        self.index_sources.append(fn)
+        self.index_len += n
+        return start
+
+
+# --- per-op lowering rules -----------------------------------------------------------
+
+def _ew_unary(code):
+    def lower(lw, t, p):
+        (x,) = p.inputs
+        out = lw.new_out(t)
+        off, shape = lw.operand(x)
+        lw.elementwise(I.UNARY, code, out, p.shape, [(off, shape, None)])
+        return out
+    return lower
+
+
+def _ew_binary(code, opcode=I.BINARY):
+    def lower(lw, t, p):
+        a, b = p.inputs
+        out = lw.new_out(t)
+        lw.elementwise(opcode, code, out, p.shape,
+                       [(*lw.operand(a), None), (*lw.operand(b), None)])
+        return out
+    return lower
+
+
+def _lower_where(lw, t, p):
+    a, b = p.inputs
+    out = lw.new_out(t)
+    cond = p.attrs["cond"]
+    lw.elementwise(I.WHERE, 0, out, p.shape, [(*lw.operand(cond), None),
+                                              (*lw.operand(a), None), (*lw.operand(b), None)])
+    return out
+
+
+def _lower_clamp(lw, t, p):
+    (x,) = p.inputs
+    out = lw.new_out(t)
+    k = lw.scalar(p.attrs["lo"])
+    lw.scalar(p.attrs["hi"])
+    lw.elementwise(I.CLAMP, k, out, p.shape, [(*lw.operand(x), None)])
+    return out
+
+
+def _lower_pow_scalar(lw, t, p):
+    (x,) = p.inputs
+    out = lw.new_out(t)
+    lw.elementwise(I.POW_SCALAR, lw.scalar(p.attrs["exponent"]), out, p.shape,
+                   [(*lw.operand(x), None)])
+    return out
+
+
+def _lower_rpow(lw, t, p):
+    (x,) = p.inputs
+    out = lw.new_out(t)
+    base = lw.constant(p.attrs["base"])
+    lw.elementwise(I.BINARY, ew.POW, out, p.shape, [(base, (), None), (*lw.operand(x), None)])
+    return out
+
+
+def _lower_rsub(lw, t, p):
+    (x,) = p.inputs
+    out = lw.new_out(t)
+    s = lw.constant(p.attrs["scalar"])
+    lw.elementwise(I.BINARY, ew.SUB, out, p.shape, [(s, (), None), (*lw.operand(x), None)])
+    return out
+
+
+def _lower_copy(lw, t, p):
+    (x,) = p.inputs
+    out = lw.new_out(t)
+    lw.elementwise(I.COPY, 0, out, p.shape, [(*lw.operand(x), None)])
+    return out
+
+
+def _lower_alias(lw, t, p):
+    return lw.operand(p.inputs[0])[0]
+
+
+def _lower_view(lw, t, p):
+    (x,) = p.inputs
+    off, shape = lw.operand(x)
+    fake = fake_array(shape, p.dtype if p.dtype in _FLOATS else lw.fdtype)
+    v = p.op.forward(fake, **p.attrs)
+    v = v[p.index] if isinstance(v, tuple) else v
+    item = fake.itemsize
+    view_off = (v.__array_interface__["data"][0] - fake.__array_interface__["data"][0]) // item
+    strides = tuple(s // item for s in v.strides)
+    if strides == _c_strides(v.shape) or v.size <= 1:
+        return off + view_off  # the view is a contiguous run of the buffer: share it
+    out = lw.new_out(t)
+    lw.copy_view(out, p.shape, off, view_off, strides)
+    return out
+
+
+def _lower_reduce(code, scale=None):
+    def lower(lw, t, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        dims = p.attrs["dims"]
+        if not dims:
+            out = lw.new_out(t)
+            lw.elementwise(I.COPY, 0, out, p.shape, [(off, shape, None)])
+            return out
+        res = lw.reduce(code, off, shape, dims)
+        if scale is not None:
+            n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
+            out = lw.new_out(t)
+            lw.elementwise(I.BINARY, ew.DIV, out, p.shape,
+                           [(res, p.shape, None), (lw.constant(max(n, 1)), (), None)])
+            return out
+        return res
+    return lower
+
+
+def _lower_var(sqrt):
+    def lower(lw, t, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        dims = p.attrs["dims"]
+        keep = tuple(1 if i in dims else s for i, s in enumerate(shape))
+        n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
+        total = lw.reduce(rd.SUM, off, shape, dims)
+        mu = lw.alloc(np.prod(keep))
+        lw.elementwise(I.BINARY, ew.DIV, mu, keep, [(total, keep, None),
+                                                    (lw.constant(max(n, 1)), (), None)])
+        centred = lw.alloc(np.prod(shape))
+        lw.elementwise(I.BINARY, ew.SUB, centred, shape, [(off, shape, None), (mu, keep, None)])
+        lw.elementwise(I.BINARY, ew.MUL, centred, shape, [(centred, shape, None),
+                                                          (centred, shape, None)])
+        sq = lw.reduce(rd.SUM, centred, shape, dims)
+        out = lw.new_out(t)
+        lw.elementwise(I.BINARY, ew.DIV, out, p.shape, [(sq, p.shape, None),
+                                                        (lw.constant(p.attrs["denom"]), (), None)])
+        if sqrt:
+            lw.elementwise(I.UNARY, ew.SQRT, out, p.shape, [(out, p.shape, None)])
+        return out
+    return lower
+
+
+def _lower_logsumexp(lw, t, p):
+    (x,) = p.inputs
+    off, shape = lw.operand(x)
+    dims = p.attrs["dims"]
+    keep = tuple(1 if i in dims else s for i, s in enumerate(shape))
+    m = lw.reduce(rd.MAX, off, shape, dims)
+    lw.elementwise(I.UNARY, FINITE_OR_ZERO, m, keep, [(m, keep, None)])
+    shifted = lw.alloc(np.prod(shape))
+    lw.elementwise(I.BINARY, ew.SUB, shifted, shape, [(off, shape, None), (m, keep, None)])
+    lw.elementwise(I.UNARY, ew.EXP, shifted, shape, [(shifted, shape, None)])
+    s = lw.reduce(rd.SUM, shifted, shape, dims)
+    lw.elementwise(I.UNARY, ew.LOG, s, keep, [(s, keep, None)])
+    out = lw.new_out(t)
+    lw.elementwise(I.BINARY, ew.ADD, out, keep, [(s, keep, None), (m, keep, None)])
+    return out
+
+
+def _lower_softmax(log):
+    def lower(lw, t, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        d = p.attrs["dim"]
+        a = int(np.prod(shape[:d], dtype=np.int64))
+        b = int(np.prod(shape[d + 1:], dtype=np.int64))
+        out = lw.new_out(t)
+        if a * b * shape[d]:
+            lw.row(I.SOFTMAX, int(log), out, off, dims=(a, shape[d], b, 1))
+        return out
+    return lower
+
+
+def _lower_mm(lw, t, p):
+    a, b = p.inputs
+    (ao, ash), (bo, bsh) = lw.operand(a), lw.operand(b)
+    out = lw.new_out(t)
+    if len(ash) == 1 and len(bsh) == 1:        # dot
+        dims = (1, ash[0], 1, 1)
+    elif len(bsh) == 1:                        # mv
+        dims = (ash[0], ash[1], 1, 1)
+    else:
+        dims = (ash[0], ash[1], bsh[1], 1)
+    lw.row(I.MM, 0, out, ao, bo, dims=dims)
+    return out
+
+
+def _lower_bmm(lw, t, p):
+    a, b = p.inputs
+    (ao, ash), (bo, bsh) = lw.operand(a), lw.operand(b)
+    out = lw.new_out(t)
+    lw.row(I.BMM, 0, out, ao, bo, dims=(ash[0], ash[1], ash[2], bsh[2]))
+    return out
+
+
+def _lower_cat(lw, t, p):
+    out = lw.new_out(t)
+    d = p.attrs["dim"] if p.op.name == "cat" else None
+    st = _c_strides(p.shape)
+    start = 0
+    for u in p.inputs:
+        off, shape = lw.operand(u)
+        if p.op.name == "stack":
+            k = p.attrs["dim"]
+            dst_shape = shape[:k] + (1,) + shape[k:]
+            dst_off = start * st[k]
+            start += 1
+        else:
+            if len(shape) == 1 and shape[0] == 0 and len(p.shape) != 1:
+                continue
+            dst_shape = shape
+            dst_off = start * st[d]
+            start += shape[d]
+        n = int(np.prod(dst_shape, dtype=np.int64))
+        if n == 0:
+            continue
+        # write the contiguous input into the output's strided window
+        dims = _launch._coalesce(dst_shape, [_c_strides(dst_shape), st])
+        dims = [(1, [0, 0])] * (4 - len(dims)) + dims
+        shape4 = tuple(x for x, _ in dims)
+        src = tuple(s[0] for _, s in dims)
+        dst = tuple(s[1] for _, s in dims)
+        lw.row(I.STRIDED_COPY, 0, out + dst_off, off, dims=shape4, sa=src, sb=dst)
+    return out
+
+
+def _lower_index(lw, t, p):
+    if _advanced(p.attrs["key"]):
+        return _lower_gather_index(lw, t, p)
+    return _lower_view(lw, t, p)
+
+
+def _lower_gather_index(lw, t, p):
+    from .ops import _flat_positions
+    (x,) = p.inputs
+    off, shape = lw.operand(x)
+    out = lw.new_out(t)
+    n = int(np.prod(p.shape, dtype=np.int64))
+    place = len(lw.node_slots)
+    in_shape = shape
+
+    def source(order, inputs):
+        q = order[place]._lazy
+        return _flat_positions(in_shape, q.attrs["key"]).reshape(-1)
+    k = lw.indices(source, n)
+    if n:
+        lw.row(I.GATHER, k, out, off, dims=(n, 1, 1, 1))
+    return out
+
+
+def _lower_take(lw, t, p):
+    (x,) = p.inputs
+    off, _ = lw.operand(x)
+    out = lw.new_out(t)
+    n = int(np.prod(p.shape, dtype=np.int64))
+    place = len(lw.node_slots)
+    k = lw.indices(lambda order, inputs: order[place]._lazy.attrs["idx"].reshape(-1), n)
+    if n:
+        lw.row(I.GATHER, k, out, off, dims=(n, 1, 1, 1))
+    return out
+
+
+def _lower_index_add(lw, t, p):
+    (g,) = p.inputs
+    off, gshape = lw.operand(g)
+    out = lw.new_out(t)
+    n = int(np.prod(gshape, dtype=np.int64))
+    total = int(np.prod(p.shape, dtype=np.int64))
+    place = len(lw.node_slots)
+    k = lw.indices(lambda order, inputs: order[place]._lazy.attrs["idx"].reshape(-1), n)
+    lw.row(I.SCATTER_ADD, k, out, off, dims=(n, total, 1, 1))
+    return out
+
+
+def _lower_index_put(lw, t, p):
+    x, v = p.inputs
+    xo, xshape = lw.operand(x)
+    vo, vshape = lw.operand(v)
+    idx_shape = p.attrs["idx"].shape
+    n = int(np.prod(idx_shape, dtype=np.int64))
+    vals = lw.alloc(n)
+    lw.elementwise(I.COPY, 0, vals, idx_shape, [(vo, vshape, None)])
+    out = lw.new_out(t)
+    total = int(np.prod(p.shape, dtype=np.int64))
+    place = len(lw.node_slots)
+    k = lw.indices(lambda order, inputs: order[place]._lazy.attrs["idx"].reshape(-1), n)
+    lw.row(I.SCATTER, k, out, vals, xo, dims=(n, total, 1, 1))
+    return out
+
+
+FINITE_OR_ZERO = ew.FINITE_OR_ZERO
+
+LOWER = {
+    "neg": _ew_unary(ew.NEG), "exp": _ew_unary(ew.EXP), "log": _ew_unary(ew.LOG),
+    "sqrt": _ew_unary(ew.SQRT), "sin": _ew_unary(ew.SIN), "cos": _ew_unary(ew.COS),
+    "tanh": _ew_unary(ew.TANH), "sigmoid": _ew_unary(ew.SIGMOID), "relu": _ew_unary(ew.RELU),
+    "abs": _ew_unary(ew.ABS), "sign": _ew_unary(ew.SIGN),
+    "reciprocal": _ew_unary(ew.RECIPROCAL),
+    "add": _ew_binary(ew.ADD), "sub": _ew_binary(ew.SUB), "mul": _ew_binary(ew.MUL),
+    "div": _ew_binary(ew.DIV), "pow": _ew_binary(ew.POW), "maximum": _ew_binary(ew.MAXIMUM),
+    "minimum": _ew_binary(ew.MINIMUM),
+    "eq": _ew_binary(ew.EQ, I.COMPARE), "ne": _ew_binary(ew.NE, I.COMPARE),
+    "lt": _ew_binary(ew.LT, I.COMPARE), "le": _ew_binary(ew.LE, I.COMPARE),
+    "gt": _ew_binary(ew.GT, I.COMPARE), "ge": _ew_binary(ew.GE, I.COMPARE),
+    "logical_and": _ew_binary(ew.AND, I.COMPARE), "logical_or": _ew_binary(ew.OR, I.COMPARE),
+    "logical_xor": _ew_binary(ew.XOR, I.COMPARE),
+    "where": _lower_where, "clamp": _lower_clamp, "pow_scalar": _lower_pow_scalar,
+    "rpow": _lower_rpow, "rsub": _lower_rsub, "to_copy": _lower_copy, "clone": _lower_copy,
+    "alias": _lower_alias,
+    "sum": _lower_reduce(rd.SUM), "mean": _lower_reduce(rd.SUM, scale=True),
+    "prod": _lower_reduce(rd.PROD), "amax": _lower_reduce(rd.MAX),
+    "amin": _lower_reduce(rd.MIN), "var": _lower_var(False), "std": _lower_var(True),
+    "logsumexp": _lower_logsumexp, "softmax": _lower_softmax(False),
+    "log_softmax": _lower_softmax(True),
+    "mm": _lower_mm, "dot": _lower_mm, "mv": _lower_mm, "bmm": _lower_bmm,
+    "view": _lower_view, "permute": _lower_view, "expand": _lower_view,
+    "split": _lower_view, "unbind": _lower_view, "index": _lower_index,
+    "cat": _lower_cat, "stack": _lower_cat,
+    "take": _lower_take, "index_add": _lower_index_add, "index_put": _lower_index_put,
+}
+
+from .ops import defop as _defop, fake_array  # noqa: E402  (ops imports this module last)
+from . import tensor as _tensor  # noqa: E402
+
+_tensor._realize = realize  # Tensor._data realizes through this without an import per access
+
+ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
+               meta=lambda metas: [metas[0]])

@@ -1,0 +1,200 @@
+"""The native tape interpreter: one call runs a whole Program.
+
+A Program is an int64 instruction table (one row per instruction, see the
+column constants below), a float64 table of scalar operands, an int64 arena
+for index arrays, and one float arena holding every buffer of the step
+(inputs copied in, intermediates, outputs). Each instruction names its
+buffers by arena offset and, for elementwise work, the 4-D geometry of each
+operand (element strides, zero where broadcast); the interpreter builds views
+and calls the same kernels eager mode calls. Contiguous same-shape operands
+take the 1-D kernels, which LLVM vectorises.
+
+The function is compiled once per float dtype and cached on disk: a new graph
+structure or size never compiles anything.
+"""
+import numpy as np
+
+from . import elementwise as ew
+from . import index as ix
+from . import linalg
+from . import nn
+from . import reduce as rd
+from .config import kernel
+
+# opcodes
+UNARY, BINARY, COMPARE, WHERE, CLAMP, POW_SCALAR, COPY, FILL = range(8)
+REDUCE, STRIDED_COPY, MM, BMM, GATHER, SCATTER_ADD, SCATTER, SOFTMAX = range(8, 16)
+
+# columns of an instruction row
+OP, SUB, OUT, A, B, C = range(6)
+DIMS = 6            # 4 output dims (elementwise) or sizes (others)
+SA, SB, SC = 10, 14, 18  # 4 element strides per operand
+FLAT = 22           # 1 when every operand is contiguous with the output's shape
+WIDTH = 23
+
+
+@kernel
+def _view(arena, off, row, col):
+    """The 4-D strided view of an operand at ``off`` with strides in ``row[col:col+4]``."""
+    item = arena.itemsize
+    return np.lib.stride_tricks.as_strided(
+        arena[off:], shape=(row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]),
+        strides=(row[col] * item, row[col + 1] * item, row[col + 2] * item, row[col + 3] * item))
+
+
+@kernel
+def _out4(arena, row):
+    d1, d2, d3 = row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]
+    item = arena.itemsize
+    return np.lib.stride_tricks.as_strided(
+        arena[row[OUT]:], shape=(row[DIMS], d1, d2, d3),
+        strides=(d1 * d2 * d3 * item, d2 * d3 * item, d3 * item, item))
+
+
+@kernel
+def interpret(code, scalars, indices, arena):
+    """Run every instruction of ``code`` over ``arena`` in order."""
+    zero = arena.dtype.type(0)
+    one = arena.dtype.type(1)
+    for k in range(code.shape[0]):
+        row = code[k]
+        op = row[OP]
+        n = row[DIMS] * row[DIMS + 1] * row[DIMS + 2] * row[DIMS + 3]
+        if op <= COPY:
+            if row[FLAT] == 1:
+                out = arena[row[OUT]:row[OUT] + n]
+                a = arena[row[A]:row[A] + n]
+                if op == UNARY:
+                    ew.unary(row[SUB], a, out)
+                elif op == BINARY:
+                    ew.binary(row[SUB], a, arena[row[B]:row[B] + n], out)
+                elif op == COMPARE:
+                    b = arena[row[B]:row[B] + n]
+                    for i in range(n):
+                        out[i] = one if ew_compare1(row[SUB], a[i], b[i]) else zero
+                elif op == WHERE:
+                    b = arena[row[B]:row[B] + n]
+                    c = arena[row[C]:row[C] + n]
+                    for i in range(n):
+                        out[i] = b[i] if a[i] != zero else c[i]
+                elif op == CLAMP:
+                    ew.clamp(a, arena.dtype.type(scalars[row[SUB]]),
+                             arena.dtype.type(scalars[row[SUB] + 1]), out)
+                elif op == POW_SCALAR:
+                    ew.pow_scalar(a, scalars[row[SUB]], out)
+                else:
+                    out[:] = a
+            else:
+                out4 = _out4(arena, row)
+                a4 = _view(arena, row[A], row, SA)
+                if op == UNARY:
+                    ew.unary_nd(row[SUB], a4, out4)
+                elif op == BINARY:
+                    ew.binary_nd(row[SUB], a4, _view(arena, row[B], row, SB), out4)
+                elif op == COMPARE:
+                    b4 = _view(arena, row[B], row, SB)
+                    for i0 in range(out4.shape[0]):
+                        for i1 in range(out4.shape[1]):
+                            for i2 in range(out4.shape[2]):
+                                for i3 in range(out4.shape[3]):
+                                    out4[i0, i1, i2, i3] = one if ew_compare1(
+                                        row[SUB], a4[i0, i1, i2, i3], b4[i0, i1, i2, i3]) else zero
+                elif op == WHERE:
+                    b4 = _view(arena, row[B], row, SB)
+                    c4 = _view(arena, row[C], row, SC)
+                    for i0 in range(out4.shape[0]):
+                        for i1 in range(out4.shape[1]):
+                            for i2 in range(out4.shape[2]):
+                                for i3 in range(out4.shape[3]):
+                                    out4[i0, i1, i2, i3] = (b4[i0, i1, i2, i3]
+                                                            if a4[i0, i1, i2, i3] != zero
+                                                            else c4[i0, i1, i2, i3])
+                elif op == CLAMP:
+                    ew.clamp_nd(a4, arena.dtype.type(scalars[row[SUB]]),
+                                arena.dtype.type(scalars[row[SUB] + 1]), out4)
+                elif op == POW_SCALAR:
+                    ew.pow_scalar_nd(a4, scalars[row[SUB]], out4)
+                else:
+                    ew.cast_nd(a4, out4)
+        elif op == FILL:
+            arena[row[OUT]:row[OUT] + row[DIMS]] = arena.dtype.type(scalars[row[SUB]])
+        elif op == REDUCE:
+            # DIMS: A, R, B of a contiguous input; SUB: reduce.SUM/PROD/MAX/MIN
+            na, nr, nb = row[DIMS], row[DIMS + 1], row[DIMS + 2]
+            x = arena[row[A]:row[A] + na * nr * nb]
+            out = arena[row[OUT]:row[OUT] + na * nb]
+            if row[SUB] == rd.SUM and nb == 1:
+                rd.sum_rows(x.reshape((na, nr)), out)
+            else:
+                rd.reduce(row[SUB], x.reshape((na, nr, nb)), out.reshape((na, nb)))
+        elif op == STRIDED_COPY:
+            # a contiguous block at A written into a strided window at OUT (strides SB)
+            ew.cast_nd(_view(arena, row[A], row, SA), _view(arena, row[OUT], row, SB))
+        elif op == MM:
+            nn_, kk, mm_ = row[DIMS], row[DIMS + 1], row[DIMS + 2]
+            a = arena[row[A]:row[A] + nn_ * kk]
+            b = arena[row[B]:row[B] + kk * mm_]
+            out = arena[row[OUT]:row[OUT] + nn_ * mm_].reshape((nn_, mm_))
+            if kk == 0:
+                out[:] = zero
+            elif row[SUB] == 0:
+                np.dot(a.reshape((nn_, kk)), b.reshape((kk, mm_)), out)
+            elif row[SUB] == 1:
+                np.dot(a.reshape((kk, nn_)).T, b.reshape((kk, mm_)), out)
+            elif row[SUB] == 2:
+                np.dot(a.reshape((nn_, kk)), b.reshape((mm_, kk)).T, out)
+            else:
+                np.dot(a.reshape((kk, nn_)).T, b.reshape((mm_, kk)).T, out)
+        elif op == BMM:
+            nb_, nn_, kk, mm_ = row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]
+            a3 = arena[row[A]:row[A] + nb_ * nn_ * kk].reshape((nb_, nn_, kk))
+            b3 = arena[row[B]:row[B] + nb_ * kk * mm_].reshape((nb_, kk, mm_))
+            o3 = arena[row[OUT]:row[OUT] + nb_ * nn_ * mm_].reshape((nb_, nn_, mm_))
+            if kk == 0:
+                o3[:] = zero
+            else:
+                linalg.bmm(a3, b3, o3)
+        elif op == GATHER:
+            # DIMS[0]: count; SUB: offset of the index list in ``indices``
+            m = row[DIMS]
+            ix.gather(arena[row[A]:], indices[row[SUB]:row[SUB] + m],
+                      arena[row[OUT]:row[OUT] + m])
+        elif op == SCATTER_ADD:
+            # out (DIMS[1] elements) = 0, then out[idx] += src
+            m = row[DIMS]
+            out = arena[row[OUT]:row[OUT] + row[DIMS + 1]]
+            out[:] = zero
+            ix.scatter_add(arena[row[A]:row[A] + m], indices[row[SUB]:row[SUB] + m], out)
+        elif op == SCATTER:
+            # out = x (DIMS[1] elements), then out[idx] = src
+            m = row[DIMS]
+            out = arena[row[OUT]:row[OUT] + row[DIMS + 1]]
+            out[:] = arena[row[B]:row[B] + row[DIMS + 1]]
+            ix.scatter(arena[row[A]:row[A] + m], indices[row[SUB]:row[SUB] + m], out)
+        elif op == SOFTMAX:
+            na, nr, nb = row[DIMS], row[DIMS + 1], row[DIMS + 2]
+            x = arena[row[A]:row[A] + na * nr * nb].reshape((na, nr, nb))
+            out = arena[row[OUT]:row[OUT] + na * nr * nb].reshape((na, nr, nb))
+            nn.softmax(x, out, row[SUB] == 1)
+    return 0
+
+
+@kernel
+def ew_compare1(op, x, y):
+    if op == ew.EQ:
+        return x == y
+    if op == ew.NE:
+        return x != y
+    if op == ew.LT:
+        return x < y
+    if op == ew.LE:
+        return x <= y
+    if op == ew.GT:
+        return x > y
+    if op == ew.GE:
+        return x >= y
+    if op == ew.AND:
+        return (x != 0) and (y != 0)
+    if op == ew.OR:
+        return (x != 0) or (y != 0)
+    return (x != 0) != (y != 0)
