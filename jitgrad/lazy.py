@@ -244,43 +244,58 @@ _cache = {}
 
 
 class Program:
-    """Instructions over one arena, plus where each input and node lives in it."""
+    """Instructions over one arena, plus where each input and node lives in it.
 
-    def __init__(self, code, scalars, index_sources, arena_size, input_slots, node_slots,
+    ``index_specs`` say how to fill the index arena per run: ``(place, kind,
+    shape)`` reads attribute ``key`` (flat positions of that index over
+    ``shape``) or ``idx`` of the node at ``place`` in the realized order.
+    """
+
+    def __init__(self, code, scalars, index_specs, arena_size, input_slots, node_slots,
                  fdtype):
         self.code, self.scalars = code, scalars
-        self.index_sources = index_sources
+        self.index_specs = index_specs
         self.arena_size, self.input_slots, self.node_slots = arena_size, input_slots, node_slots
         self.fdtype = fdtype
 
-    def run(self, order, inputs):
+    def execute(self, values, indices):
+        """Run on input arrays ``values`` and index arrays; returns the arena."""
         arena = np.empty(self.arena_size, self.fdtype)
         scalars = self.scalars.copy()
-        for (kind, off, n), t in zip(self.input_slots, inputs):
-            v = t._value
+        for (kind, off, n), v in zip(self.input_slots, values):
             if kind == 1:   # a 0-d input: its value goes through the scalar table
                 scalars[off] = v.item()
             else:
                 arena[off:off + n] = v.reshape(-1)
-        if self.index_sources:
-            indices = np.concatenate([fn(order, inputs) for fn in self.index_sources])
-        else:
-            indices = _NO_INDICES
-        I.interpret(self.code, scalars, indices, arena)
+        I.interpret(self.code, scalars,
+                    np.concatenate(indices) if indices else _NO_INDICES, arena)
         _stats["programs"] += 1
         _stats["instructions"] += len(self.code)
-        for t, (off, n) in zip(order, self.node_slots):
-            p = t._lazy
-            if p.op.view:
-                src = p.inputs[0]._data
-                value = p.op.forward(src, **p.attrs)
-                value = value[p.index] if isinstance(value, tuple) else value
-            else:
-                value = arena[off:off + n].reshape(p.shape)
-                if p.dtype != self.fdtype:
-                    value = value.astype(p.dtype)
-            t._value = value
+        return arena
+
+    def value(self, arena, k, p):
+        """Node ``k``'s value: an arena view (or, for view ops, a view of its input)."""
+        if p.op.view:
+            value = p.op.forward(p.inputs[0]._data, **p.attrs)
+            return value[p.index] if isinstance(value, tuple) else value
+        off, n = self.node_slots[k]
+        value = arena[off:off + n].reshape(p.shape)
+        return value if p.dtype == self.fdtype else value.astype(p.dtype)
+
+    def run(self, order, inputs):
+        indices = [_index_array(order[place]._lazy.attrs, kind, shape)
+                   for place, kind, shape in self.index_specs]
+        arena = self.execute([t._value for t in inputs], indices)
+        for k, t in enumerate(order):
+            t._value = self.value(arena, k, t._lazy)
             t._lazy = None
+
+
+def _index_array(attrs, kind, shape):
+    from .ops import _flat_positions
+    if kind == "key":
+        return _flat_positions(shape, attrs["key"]).reshape(-1)
+    return attrs["idx"].reshape(-1).astype(np.int64, copy=False)
 
 
 _NO_INDICES = np.zeros(1, np.int64)
@@ -307,13 +322,18 @@ def _broadcast_strides(shape, target):
 class Lowering:
     """Turns a pending graph into a Program: assigns arena slots and emits rows."""
 
-    def __init__(self, order, inputs, where, fdtype):
+    def __init__(self, order, inputs, where, fdtype, outputs=()):
+        """``outputs`` are nodes read straight from the arena afterwards: they must be laid
+        out contiguously there (not left as a transpose flag)."""
         self.order, self.inputs, self.where, self.fdtype = order, inputs, where, fdtype
-        self.rows, self.scalars, self.index_sources = [], [], []
+        self.outputs = outputs
+        self.rows, self.scalars, self.index_specs = [], [], []
         self.index_len = 0
         self.size = 0
         self.input_slots, self.node_slots = [], []
         self.buf = {}   # id(tensor) -> (offset, shape)
+        self.transposed = {}  # id(tensor) -> (offset, shape) of a 2-D matrix it transposes
+        self.slot_of = {}
 
     def alloc(self, n):
         off = self.size
@@ -338,15 +358,14 @@ class Lowering:
             self.buf[id(t)] = (off, v.shape)
         for i, t in enumerate(self.order):
             p = t._lazy
-            fn = LOWER[p.op.name]
-            off = fn(self, t, p)
-            if off is None:
-                off = self.buf[id(t)][0]
+            self.slot_of[id(t)] = i
+            off = LOWER[p.op.name](self, t, p)
             self.buf[id(t)] = (off, p.shape)
             self.node_slots.append((off, int(np.prod(p.shape, dtype=np.int64))))
-        # 0-d inputs were FILLed: those rows must run first, they are already at the front
+        for t in self.outputs:
+            self.operand(t)
         code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
-        return Program(code, np.array(self.scalars or [0.0]), self.index_sources,
+        return Program(code, np.array(self.scalars or [0.0]), self.index_specs,
                        max(self.size, 1), self.input_slots, self.node_slots, self.fdtype)
 
     # emitters -------------------------------------------------------------------
@@ -355,7 +374,23 @@ class Lowering:
         self.rows.append([op, sub, out, a, b, c, *dims, *sa, *sb, *sc, flat])
 
     def operand(self, u):
+        """``u``'s contiguous buffer (offset, shape); a transpose kept as a flag is copied now."""
+        t = self.transposed.pop(id(u), None)
+        if t is not None:
+            src_off, src_shape = t
+            out = self.alloc(np.prod(src_shape, dtype=np.int64))
+            self.copy_view(out, src_shape[::-1], src_off, 0, (1, src_shape[1]))
+            self.buf[id(u)] = (out, src_shape[::-1])
+            self.node_slots[self.slot_of[id(u)]] = (out, int(np.prod(src_shape)))
         return self.buf[id(u)]
+
+    def matrix(self, u):
+        """``u`` as a matrix operand: (offset, shape, transposed flag)."""
+        t = self.transposed.get(id(u))
+        if t is not None:
+            return t[0], t[1][::-1], 1
+        off, shape = self.buf[id(u)]
+        return off, shape, 0
 
     def new_out(self, t):
         return self.alloc(np.prod(t._lazy.shape, dtype=np.int64))
@@ -367,11 +402,12 @@ class Lowering:
         n = int(np.prod(out_shape, dtype=np.int64))
         if n == 0:
             return
-        if all(s == _c_strides(out_shape) for s in strides):
-            self.row(op, sub, out, *[o for o, _, _ in operands], dims=(n, 1, 1, 1), flat=1)
-            return
         dims = _launch._coalesce(out_shape, [tuple(strides_) for strides_ in strides]
                                  + [_c_strides(out_shape)])
+        if not dims or (len(dims) == 1 and all(st == 1 for st in dims[0][1])):
+            # every operand runs contiguously alongside the output: the 1-D kernels
+            self.row(op, sub, out, *[o for o, _, _ in operands], dims=(n, 1, 1, 1), flat=1)
+            return
         if len(dims) > 4:
             raise NotImplementedError("more than 4 dims after merging")
         dims = [(1, [0] * (len(strides) + 1))] * (4 - len(dims)) + dims
@@ -401,10 +437,11 @@ class Lowering:
         self.row(I.FILL, self.scalar(value), off, dims=(1, 1, 1, 1))
         return off
 
-    def indices(self, fn, n):
-        """Reserve ``n`` entries of the index arena, filled per run by ``fn(order, inputs)``."""
+    def indices(self, kind, shape, n):
+        """Reserve ``n`` entries of the index arena for the node being lowered (filled per
+        run from its attribute ``key`` or ``idx``); returns their start."""
         start = self.index_len
-        self.index_sources.append(fn)
+        self.index_specs.append((len(self.node_slots), kind, shape))
         self.index_len += n
         return start
 
@@ -486,6 +523,11 @@ def _lower_alias(lw, t, p):
 
 def _lower_view(lw, t, p):
     (x,) = p.inputs
+    if p.op.name == "permute" and p.attrs["dims"] == (1, 0):
+        off, shape, flag = lw.matrix(x)
+        if not flag:  # a plain transpose: consumers that are matmuls read it as a flag
+            lw.transposed[id(t)] = (off, shape)
+            return off
     off, shape = lw.operand(x)
     fake = fake_array(shape, p.dtype if p.dtype in _FLOATS else lw.fdtype)
     v = p.op.forward(fake, **p.attrs)
@@ -578,7 +620,8 @@ def _lower_softmax(log):
 
 def _lower_mm(lw, t, p):
     a, b = p.inputs
-    (ao, ash), (bo, bsh) = lw.operand(a), lw.operand(b)
+    ao, ash, ta = lw.matrix(a)
+    bo, bsh, tb = lw.matrix(b)
     out = lw.new_out(t)
     if len(ash) == 1 and len(bsh) == 1:        # dot
         dims = (1, ash[0], 1, 1)
@@ -586,7 +629,7 @@ def _lower_mm(lw, t, p):
         dims = (ash[0], ash[1], 1, 1)
     else:
         dims = (ash[0], ash[1], bsh[1], 1)
-    lw.row(I.MM, 0, out, ao, bo, dims=dims)
+    lw.row(I.MM, ta | (tb << 1), out, ao, bo, dims=dims)
     return out
 
 
@@ -636,18 +679,11 @@ def _lower_index(lw, t, p):
 
 
 def _lower_gather_index(lw, t, p):
-    from .ops import _flat_positions
     (x,) = p.inputs
     off, shape = lw.operand(x)
     out = lw.new_out(t)
     n = int(np.prod(p.shape, dtype=np.int64))
-    place = len(lw.node_slots)
-    in_shape = shape
-
-    def source(order, inputs):
-        q = order[place]._lazy
-        return _flat_positions(in_shape, q.attrs["key"]).reshape(-1)
-    k = lw.indices(source, n)
+    k = lw.indices("key", shape, n)
     if n:
         lw.row(I.GATHER, k, out, off, dims=(n, 1, 1, 1))
     return out
@@ -658,8 +694,7 @@ def _lower_take(lw, t, p):
     off, _ = lw.operand(x)
     out = lw.new_out(t)
     n = int(np.prod(p.shape, dtype=np.int64))
-    place = len(lw.node_slots)
-    k = lw.indices(lambda order, inputs: order[place]._lazy.attrs["idx"].reshape(-1), n)
+    k = lw.indices("idx", None, n)
     if n:
         lw.row(I.GATHER, k, out, off, dims=(n, 1, 1, 1))
     return out
@@ -671,8 +706,10 @@ def _lower_index_add(lw, t, p):
     out = lw.new_out(t)
     n = int(np.prod(gshape, dtype=np.int64))
     total = int(np.prod(p.shape, dtype=np.int64))
-    place = len(lw.node_slots)
-    k = lw.indices(lambda order, inputs: order[place]._lazy.attrs["idx"].reshape(-1), n)
+    if p.attrs.get("key") is not None:   # positions of a forward index, kept as its key
+        k = lw.indices("key", tuple(p.attrs["shape"]), n)
+    else:
+        k = lw.indices("idx", None, n)
     lw.row(I.SCATTER_ADD, k, out, off, dims=(n, total, 1, 1))
     return out
 
@@ -687,8 +724,7 @@ def _lower_index_put(lw, t, p):
     lw.elementwise(I.COPY, 0, vals, idx_shape, [(vo, vshape, None)])
     out = lw.new_out(t)
     total = int(np.prod(p.shape, dtype=np.int64))
-    place = len(lw.node_slots)
-    k = lw.indices(lambda order, inputs: order[place]._lazy.attrs["idx"].reshape(-1), n)
+    k = lw.indices("idx", None, n)
     lw.row(I.SCATTER, k, out, vals, xo, dims=(n, total, 1, 1))
     return out
 
@@ -731,3 +767,135 @@ _tensor._realize = realize  # Tensor._data realizes through this without an impo
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
                meta=lambda metas: [metas[0]])
+
+
+# --- cached training steps -------------------------------------------------------------
+#
+# A lazy ``loss.backward()`` whose whole autograd graph is still pending is keyed by the
+# forward graph's signature. The first time, the engine traces the VJP rules (recording
+# the backward lazily) and forward and backward are realized as one Program; the entry
+# remembers how that Program's inputs, index arrays and outputs map onto any later
+# forward graph with the same signature. Later steps skip the engine entirely: bind the
+# forward's inputs, run one native call, hand out values and gradients.
+
+_train_cache = {}
+
+
+def train_step(root, seed, retain_graph):
+    """Run ``root.backward(seed)`` from a cached Program (returns True), or return a
+    recorder that registers this step's Program after the engine has traced it, or None
+    when the graph is not eligible (hooks, realized non-leaf tensors inside, ...)."""
+    if root._value is not None:
+        return None
+    order, inputs, where = _collect([root])
+    for t in order:
+        n = t.grad_fn
+        if n is not None and (n._hooks or n._pre_hooks or n._watchers):
+            return None
+    for t in inputs:
+        if t._requires_grad and (t.grad_fn is not None or t._hooks):
+            return None
+    fdtype = _program_dtype(order, inputs)
+    # which nodes carry a grad_fn (no_grad sections, detach) shapes the backward graph
+    sig = (fdtype.str, _signature(order, inputs, where),
+           tuple(t._requires_grad for t in inputs), tuple(t.grad_fn is not None for t in order),
+           seed._value.dtype.str)
+    entry = _train_cache.get(sig)
+    if entry is None:
+        return _Recorder(sig, order, inputs, seed, fdtype)
+    _stats["cache_hits"] += 1
+    entry.run(order, inputs, seed, retain_graph)
+    return True
+
+
+def _has_arrays(obj):
+    if isinstance(obj, np.ndarray):
+        return True
+    return isinstance(obj, tuple) and any(_has_arrays(x) for x in obj)
+
+
+class _Recorder:
+    """Realizes a traced training step and files it in ``_train_cache``."""
+
+    def __init__(self, sig, order, inputs, seed, fdtype):
+        self.sig, self.order, self.inputs, self.seed, self.fdtype = sig, order, inputs, seed, fdtype
+
+    def register(self, leaf_grads):
+        targets = [g for _, g in leaf_grads if g._value is None] + self.order
+        c_order, c_inputs, c_where = _collect(targets)
+        _stats["lowerings"] += 1
+        grad_nodes = [g for _, g in leaf_grads if g._value is None]
+        program = Lowering(c_order, c_inputs, c_where, self.fdtype, grad_nodes).program()
+        entry = self._entry(program, leaf_grads, c_order, c_inputs, c_where)
+        if entry is not None:
+            _train_cache[self.sig] = entry
+        program.run(c_order, c_inputs)
+
+    def _entry(self, program, leaf_grads, c_order, c_inputs, c_where):
+        fwd_input = {id(t): k for k, t in enumerate(self.inputs)}
+        input_specs = []
+        for t in c_inputs:
+            if id(t) in fwd_input:
+                input_specs.append(("fwd", fwd_input[id(t)]))
+            elif t is self.seed:
+                input_specs.append(("seed", None))
+            else:  # a constant the VJP rules made (a wrapped number, zeros, ...)
+                input_specs.append(("const", t._value.copy()))
+        owners = {}
+        for k, t in enumerate(self.order):
+            for v in t._lazy.attrs.values():
+                if isinstance(v, (tuple, np.ndarray)):
+                    owners[id(v)] = k
+        index_specs = []
+        for place, kind, shape in program.index_specs:
+            attrs = c_order[place]._lazy.attrs
+            obj = attrs["key"] if kind == "key" else attrs["idx"]
+            if id(obj) in owners:
+                index_specs.append(("fwd", owners[id(obj)], kind, shape))
+            elif kind == "key" and not _has_arrays(obj):
+                index_specs.append(("const", _index_array(attrs, kind, shape), None, None))
+            else:
+                return None  # positions that change per step but come from no forward node
+        fwd_nodes = [c_where[id(t)][1] for t in self.order]
+        grads = []
+        for leaf, g in leaf_grads:
+            wired = c_where.get(id(g))
+            if wired is not None and wired[0] == "n":
+                source = ("n", wired[1])
+            elif g is self.seed:
+                source = ("seed", None)
+            elif id(g) in fwd_input:
+                source = ("fwd", fwd_input[id(g)])
+            else:
+                source = ("const", g._value.copy())
+            grads.append((fwd_input[id(leaf)], source))
+        return _TrainEntry(program, input_specs, index_specs, fwd_nodes, grads)
+
+
+class _TrainEntry:
+    def __init__(self, program, input_specs, index_specs, fwd_nodes, grads):
+        self.program, self.input_specs, self.index_specs = program, input_specs, index_specs
+        self.fwd_nodes, self.grads = fwd_nodes, grads
+
+    def run(self, order, inputs, seed, retain_graph):
+        from .autograd.engine import _accumulate_leaf
+        values = [inputs[k]._value if kind == "fwd" else (seed._value if kind == "seed" else k)
+                  for kind, k in self.input_specs]
+        indices = [_index_array(order[k]._lazy.attrs, kind, shape) if src == "fwd" else k
+                   for src, k, kind, shape in self.index_specs]
+        program = self.program
+        arena = program.execute(values, indices)
+        for t, pos in zip(order, self.fwd_nodes):
+            t._value = program.value(arena, pos, t._lazy)
+            t._lazy = None
+            if not retain_graph and t.grad_fn is not None:
+                t.grad_fn.release()
+        Tensor = _tensor.Tensor
+        for k, (kind, src) in self.grads:
+            leaf = inputs[k]
+            if kind == "n":
+                g = arena[program.node_slots[src][0]:][:leaf._value.size].reshape(leaf._value.shape)
+                _accumulate_leaf(leaf, Tensor._make(g), False, owned=True)
+                continue
+            g = seed._value if kind == "seed" else (inputs[src]._value if kind == "fwd" else src)
+            _accumulate_leaf(leaf, Tensor._make(g), False)  # copied: the array is not ours

@@ -1329,9 +1329,9 @@ def _flat_positions(shape, key):
     return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)[_as_view_key(key)]
 
 
-_INDEX_ADD = defop("index_add", lambda g, shape, idx: L.scatter_add(g, idx, shape),
+_INDEX_ADD = defop("index_add", lambda g, shape, idx, key=None: L.scatter_add(g, idx, shape),
                    lambda c, g: (take(g, c.attrs["idx"]),),
-                   meta=lambda metas, shape, idx: [(tuple(shape), metas[0][1])])
+                   meta=lambda metas, shape, idx, key=None: [(tuple(shape), metas[0][1])])
 _TAKE = defop("take", lambda x, idx: L.gather(x, idx),
               lambda c, g: (apply(_INDEX_ADD, [g], "IndexAddBackward0",
                                   shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),),
@@ -1349,9 +1349,10 @@ def take(input, index):
 
 
 def _index_vjp(c, g):
-    shape = c._inputs_meta[0][0]
-    idx = _flat_positions(shape, c.attrs["key"])
-    return (apply(_INDEX_ADD, [g], "IndexAddBackward0", shape=shape, idx=idx),)
+    shape, key = c._inputs_meta[0][0], c.attrs["key"]
+    # ``key`` rides along so a cached lazy program can recompute the positions each step
+    return (apply(_INDEX_ADD, [g], "IndexAddBackward0", shape=shape,
+                  idx=_flat_positions(shape, key), key=key),)
 
 
 _INDEX = defop("index", lambda x, key: x[_as_view_key(key)], _index_vjp, view=True)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .grad_mode import no_grad, set_grad_enabled
 from .graph import AccumulateGrad
+from ..lazy import is_lazy, train_step
 
 
 def _collect(roots):
@@ -77,6 +78,11 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
     grads = _make_grads(outputs, grad_outputs)
     if retain_graph is None:
         retain_graph = create_graph
+    recorder = None
+    if accumulate and inputs is None and not create_graph and len(outputs) == 1 and is_lazy():
+        recorder = train_step(outputs[0], grads[0], retain_graph)
+        if recorder is True:
+            return None
 
     # where each output's gradient enters the graph
     buffers = {}
@@ -139,6 +145,8 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
                 node.release()
 
     if accumulate:
+        if recorder is not None:
+            recorder.register(leaf_grads)
         _realize_all([g for _, g in leaf_grads])
         with set_grad_enabled(create_graph):
             for leaf, g in leaf_grads:
@@ -185,7 +193,8 @@ def _accumulated(old, g, create_graph):
     return old
 
 
-def _accumulate_leaf(leaf, g, create_graph):
+def _accumulate_leaf(leaf, g, create_graph, owned=False):
+    """Add ``g`` into ``leaf.grad``; ``owned`` means nobody else holds ``g``'s array."""
     g = _run_hooks(leaf._hooks, g)
     if g.shape != leaf.shape:
         from ..ops import sum_to_size
@@ -196,6 +205,9 @@ def _accumulate_leaf(leaf, g, create_graph):
         from ..tensor import Tensor
         np.copyto(home, g._data, casting="unsafe")
         leaf._grad = Tensor._make(home)
+        return
+    if leaf._grad is None and owned:
+        leaf._grad = g
         return
     leaf._grad = _accumulated(leaf._grad, g, create_graph)
 
