@@ -51,8 +51,29 @@ def is_lazy():
 
 
 def jit_stats():
-    """What the runtime did: programs run, instructions executed, lowerings, cache hits."""
-    return dict(_stats, programs_cached=len(_cache), mode=get_mode())
+    """What the runtime did, for users and tests to see.
+
+    ``programs``/``instructions``: Programs run by the interpreter and their
+    instructions; ``lowerings``: graphs lowered to new Programs; ``cache_hits``:
+    realizations that reused one; ``compiles``/``disk_cache_loads``: Numba
+    kernels compiled in this process versus loaded from the disk cache.
+    """
+    compiles = loads = 0
+    for dispatcher in _kernel_dispatchers():
+        compiles += sum(dispatcher.stats.cache_misses.values())
+        loads += sum(dispatcher.stats.cache_hits.values())
+    return dict(_stats, programs_cached=len(_cache) + len(_train_cache), mode=get_mode(),
+                compiles=compiles, disk_cache_loads=loads)
+
+
+def _kernel_dispatchers():
+    import sys
+    from numba.core.registry import CPUDispatcher
+    for name, module in list(sys.modules.items()):
+        if name.startswith("jitgrad.kernels.") and module is not None:
+            for v in vars(module).values():
+                if isinstance(v, CPUDispatcher):
+                    yield v
 
 
 class Pending:
@@ -556,7 +577,7 @@ def _lower_reduce(code, scale=None):
             n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
             out = lw.new_out(t)
             lw.elementwise(I.BINARY, ew.DIV, out, p.shape,
-                           [(res, p.shape, None), (lw.constant(max(n, 1)), (), None)])
+                           [(res, p.shape, None), (lw.constant(n if n else np.nan), (), None)])
             return out
         return res
     return lower
@@ -736,9 +757,10 @@ LOWER = {
     "sqrt": _ew_unary(ew.SQRT), "sin": _ew_unary(ew.SIN), "cos": _ew_unary(ew.COS),
     "tanh": _ew_unary(ew.TANH), "sigmoid": _ew_unary(ew.SIGMOID), "relu": _ew_unary(ew.RELU),
     "abs": _ew_unary(ew.ABS), "sign": _ew_unary(ew.SIGN),
-    "reciprocal": _ew_unary(ew.RECIPROCAL),
+    "reciprocal": _ew_unary(ew.RECIPROCAL), "rsqrt": _ew_unary(ew.RSQRT),
     "add": _ew_binary(ew.ADD), "sub": _ew_binary(ew.SUB), "mul": _ew_binary(ew.MUL),
     "div": _ew_binary(ew.DIV), "pow": _ew_binary(ew.POW), "maximum": _ew_binary(ew.MAXIMUM),
+    "remainder": _ew_binary(ew.REMAINDER), "fmod": _ew_binary(ew.FMOD),
     "minimum": _ew_binary(ew.MINIMUM),
     "eq": _ew_binary(ew.EQ, I.COMPARE), "ne": _ew_binary(ew.NE, I.COMPARE),
     "lt": _ew_binary(ew.LT, I.COMPARE), "le": _ew_binary(ew.LE, I.COMPARE),

@@ -47,7 +47,7 @@ class Op:
         return f"<op {self.name}>"
 
     def backward(self, node, grads):
-        g = grads[0] if node._n_outputs == 1 else grads
+        g = grads if self.multi else grads[0]
         result = self.vjp(node, g)
         out = []
         for r, (shape, dtype), (fn, _) in zip(result, node._inputs_meta, node.next_functions):
@@ -259,7 +259,7 @@ tanh = _unary("tanh", ew.TANH, "TanhBackward0",
 sigmoid = _unary("sigmoid", ew.SIGMOID, "SigmoidBackward0",
                  lambda c, g: (g * c.saved("out") * (1 - c.saved("out")),), ("out",))
 relu = _unary("relu", ew.RELU, "ReluBackward0",
-              lambda c, g: (where(c.saved("out") > 0, g, 0.0),), ("out",), keeps_int=True)
+              lambda c, g: (where(c.saved("out") <= 0, 0.0, g),), ("out",), keeps_int=True)
 abs = _unary("abs", ew.ABS, "AbsBackward0", lambda c, g: (g * sign(c.saved(0)),), (0,),
              keeps_int=True)
 sign = _unary("sign", ew.SIGN, "SignBackward0", lambda c, g: (g * 0,), (), keeps_int=True)
@@ -267,9 +267,8 @@ reciprocal = _unary("reciprocal", ew.RECIPROCAL, "ReciprocalBackward0",
                     lambda c, g: (-g * c.saved("out") ** 2,), ("out",))
 
 
-def rsqrt(input):
-    """``1 / sqrt(input)``."""
-    return reciprocal(sqrt(input))
+rsqrt = _unary("rsqrt", ew.RSQRT, "RsqrtBackward0",
+                lambda c, g: (g * -0.5 * c.saved("out") ** 3,), ("out",))
 
 
 def square(input):
@@ -283,12 +282,11 @@ def _binary_forward(code):
     return lambda a, b, dtype: L.binary(code, _as(a, dtype), _as(b, dtype), dtype)
 
 
-def _maximum_vjp(c, g, pick):
+def _maximum_vjp(c, g, loses):
+    # as PyTorch: ties split the gradient, the losing side gets 0, NaN passes it to both
     x, y = c.saved(0), c.saved(1)
-    half = where(x == y, g / 2, 0.0)
-    gx = where(pick(x, y), g, half)
-    gy = where(pick(y, x), g, half)
-    return gx, gy
+    shared = where(x == y, g / 2, g)
+    return where(loses(x, y), 0.0, shared), where(loses(y, x), 0.0, shared)
 
 
 def _pow_exponent_grad(x, y, out, g):
@@ -312,11 +310,16 @@ _POW = defop("pow", _binary_forward(ew.POW),
                            if c.needs_input_grad[1] else None), (0, 1, "out"),
              meta=_broadcast_meta)
 _MAXIMUM = defop("maximum", _binary_forward(ew.MAXIMUM),
-                 lambda c, g: _maximum_vjp(c, g, gt), (0, 1), meta=_broadcast_meta)
-_MINIMUM = defop("minimum", _binary_forward(ew.MINIMUM),
                  lambda c, g: _maximum_vjp(c, g, lt), (0, 1), meta=_broadcast_meta)
+_MINIMUM = defop("minimum", _binary_forward(ew.MINIMUM),
+                 lambda c, g: _maximum_vjp(c, g, gt), (0, 1), meta=_broadcast_meta)
 _FLOORDIV = defop("floor_divide", _binary_forward(ew.FLOORDIV))
-_REMAINDER = defop("remainder", _binary_forward(ew.REMAINDER))
+_REMAINDER = defop("remainder", _binary_forward(ew.REMAINDER),
+                   lambda c, g: (g, -g * floor_divide(c.saved(0), c.saved(1))), (0, 1),
+                   meta=_broadcast_meta)
+_FMOD = defop("fmod", _binary_forward(ew.FMOD),
+              lambda c, g: (g, -g * ((c.saved(0) - c.saved("out")) / c.saved(1))), (0, 1, "out"),
+              meta=_broadcast_meta)
 
 
 def add(input, other, alpha=1):
@@ -366,12 +369,17 @@ def floor_divide(input, other):
 
 
 def remainder(input, other):
-    """Python-style modulus: the result has the divisor's sign (not differentiable)."""
+    """Python-style modulus: the result has the divisor's sign."""
+    name = "RemainderBackward1" if isinstance(other, Tensor) else "RemainderBackward0"
     a, b, d = _promote(input, other)
-    return apply(_REMAINDER, [a, b], "RemainderBackward0", dtype=d.np)
+    return apply(_REMAINDER, [a, b], name, dtype=d.np)
 
 
-fmod = remainder
+def fmod(input, other):
+    """C-style modulus: the result has the dividend's sign."""
+    name = "FmodBackward1" if isinstance(other, Tensor) else "FmodBackward0"
+    a, b, d = _promote(input, other)
+    return apply(_FMOD, [a, b], name, dtype=d.np)
 
 
 _POW_SCALAR = defop(
@@ -593,6 +601,12 @@ def _reduce_forward(code):
     return forward
 
 
+def _count_of(shape, dims):
+    """The number of elements reduced (0 gives NaN means, as in PyTorch)."""
+    n = int(np.prod([shape[d] for d in dims]))
+    return float(n) if n else float("nan")
+
+
 def _count(c):
     shape, dims = c._inputs_meta[0][0], c.attrs["dims"]
     return int(np.prod([shape[d] for d in dims]))
@@ -607,20 +621,33 @@ def _amax_vjp(c, g):
 
 
 def _prod_vjp(c, g):
+    """d prod / d x_i is the product of the other elements, built without dividing by x
+    (exact with zeros, and differentiable again): move the reduced dims last, lay each
+    slice out n times with the diagonal set to 1, and multiply along it."""
     x, dims = c.saved(0), c.attrs["dims"]
-    zero = eq(x, 0)
-    n_zero = sum(zero, dims, keepdim=True)
-    nonzero_prod = _reduction(_PROD, where(zero, 1.0, x), dims, True, x.dtype,
-                              ("ProdBackward1",) * 2)
-    others = where(zero, where(n_zero == 1, nonzero_prod, 0.0),
-                   where(n_zero == 0, nonzero_prod / where(zero, 1.0, x), 0.0))
+    kept = [d for d in range(x.ndim) if d not in dims]
+    moved = permute(x, kept + list(dims)) if x.ndim else x
+    lead = tuple(x.shape[d] for d in kept)
+    n = int(np.prod([x.shape[d] for d in dims]))
+    rows = reshape(moved, lead + (1, n))
+    eye_ = Tensor._make(np.eye(n, dtype=np.bool_))
+    others = _reduction(_PROD, where(eye_, 1.0, expand(rows, lead + (n, n))), [len(lead) + 1],
+                        False, x.dtype, ("ProdBackward1",) * 2)
+    shape_moved = lead + tuple(x.shape[d] for d in dims)
+    others = reshape(others, shape_moved)
+    if x.ndim:
+        others = permute(others, tuple(np.argsort(kept + list(dims))))
     return (_expand_grad(g, c) * others,)
 
 
 _SUM = defop("sum", _reduce_forward(rd.SUM), lambda c, g: (_expand_grad(g, c),),
              meta=_reduce_meta)
-_MEAN = defop("mean", lambda x, dims, keepdim, dtype: _reduce_forward(rd.SUM)(
-    x, dims, keepdim, dtype) / builtins.max(1, int(np.prod([x.shape[d] for d in dims]))),
+def _mean_forward(x, dims, keepdim, dtype):
+    with np.errstate(invalid="ignore"):  # an empty mean is NaN, quietly, as in PyTorch
+        return _reduce_forward(rd.SUM)(x, dims, keepdim, dtype) / _count_of(x.shape, dims)
+
+
+_MEAN = defop("mean", _mean_forward,
     lambda c, g: (_expand_grad(g, c) / _count(c),), meta=_reduce_meta)
 _PROD = defop("prod", _reduce_forward(rd.PROD), _prod_vjp, (0,), meta=_reduce_meta)
 _AMAX = defop("amax", _reduce_forward(rd.MAX), _amax_vjp, (0, "out"), meta=_reduce_meta)
@@ -1022,8 +1049,10 @@ def reshape(input, *shape):
     shape = _infer_shape(_shape_tuple(shape), input.numel())
     if shape == input.shape:
         return apply(_VIEW, [input], "ViewBackward0", shape=shape)
-    viewable = _viewable(input, shape)
-    return _reshape(input, shape, "ViewBackward0" if viewable else "UnsafeViewBackward0")
+    if not _viewable(input, shape):
+        return _reshape(input, shape, "UnsafeViewBackward0")
+    contiguous_ = _layout(input).flags.c_contiguous
+    return _reshape(input, shape, "ViewBackward0" if contiguous_ else "ReshapeAliasBackward0")
 
 
 def _shape_tuple(shape):
@@ -1118,7 +1147,9 @@ def t(input):
     """Transpose a tensor of at most 2 dims."""
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    return input if input.ndim < 2 else _swap(input, 0, 1, "TBackward0")
+    if input.ndim < 2:
+        return apply(_PERMUTE, [input], "TBackward0", dims=tuple(range(input.ndim)))
+    return _swap(input, 0, 1, "TBackward0")
 
 
 _EXPAND = defop("expand", lambda x, shape: np.broadcast_to(x, shape),
@@ -1454,7 +1485,11 @@ def narrow(input, dim, start, length):
 def index_select(input, dim, index):
     """Entries along ``dim`` at positions ``index`` (a 1-D int tensor)."""
     d = _dim(dim, input.ndim)
-    return getitem(input, (slice(None),) * d + (index,))
+    if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.kind != 1:
+        raise IndexError("index_select(): Expected a 1-D int64 or int32 index tensor")
+    key, _ = _normalise_key((slice(None),) * d + (index,), input.ndim)
+    _run_index(lambda: fake_array(input.shape, input._npdtype, (0,) * input.ndim)[key])
+    return apply(_INDEX, [input], "IndexSelectBackward0", key=key)
 
 
 # --- softmax family --------------------------------------------------------------

@@ -84,7 +84,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     from ..tensor import Tensor
     from ..random import Generator
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-    outs = _outputs(func, inputs)
+    outs = [o for o in _outputs(func, inputs) if o.requires_grad]
     if grad_outputs is None:
         g = Generator().manual_seed(0)._rng
         grad_outputs = tuple(Tensor._make(g.standard_normal(o.shape).astype(o.dtype.np),
@@ -96,7 +96,8 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     def first_order(*args):
         ins, gos = args[:n], args[n:]
         wrt = [x for x in ins if isinstance(x, Tensor) and x.requires_grad]
-        grads = _grad(_outputs(func, ins), wrt, gos, create_graph=True, allow_unused=True)
+        outs_ = [o for o in _outputs(func, ins) if o.requires_grad]  # as torch: not indices
+        grads = _grad(outs_, wrt, gos, create_graph=True, allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
     return gradcheck(first_order, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,

@@ -10,6 +10,8 @@ the 1-D body over each innermost row.
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from . import mathfuncs as mf
 from .config import kernel
@@ -17,10 +19,29 @@ from .config import kernel
 # unary op codes
 NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, RECIPROCAL = range(12)
 FINITE_OR_ZERO = 12  # x where finite, else 0 (the shift in a stable logsumexp)
+RSQRT = 13
 # binary op codes
-ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, FLOORDIV, REMAINDER = range(9)
+ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, FLOORDIV, REMAINDER, FMOD = range(10)
 # comparison and logical op codes (bool output)
 EQ, NE, LT, LE, GT, GE, AND, OR, XOR = range(9)
+
+
+def _fmod(a, b):
+    return np.fmod(a, b)
+
+
+@overload(_fmod)
+def _fmod_impl(a, b):
+    """C's fmod (the dividend's sign). numba's np.fmod is wrong for integers, so ints adjust
+    Python's modulus instead."""
+    if isinstance(a, types.Integer):
+        def impl(a, b):
+            r = a % b
+            if r != 0 and (r < 0) != (a < 0):
+                r -= b
+            return r
+        return impl
+    return lambda a, b: np.fmod(a, b)
 
 
 @kernel
@@ -67,6 +88,9 @@ def unary(op, x, out):
     elif op == RECIPROCAL:
         for i in range(n):
             out[i] = one / x[i]
+    elif op == RSQRT:
+        for i in range(n):
+            out[i] = one / np.sqrt(x[i])
     elif op == FINITE_OR_ZERO:
         for i in range(n):
             v = x[i]
@@ -127,6 +151,9 @@ def binary(op, a, b, out):
     elif op == REMAINDER:
         for i in range(n):
             out[i] = a[i] % b[i]
+    elif op == FMOD:
+        for i in range(n):
+            out[i] = _fmod(a[i], b[i])
 
 
 @kernel

@@ -1,0 +1,241 @@
+"""Lazy mode against eager mode: same values, gradients and errors; one Program per step."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import jitgrad as jg
+from jitgrad import lazy
+
+
+@pytest.fixture
+def lazy_mode():
+    previous = jg.get_mode()
+    jg.set_mode("lazy")
+    yield
+    jg.set_mode(previous)
+
+
+def _mlp_step(params, x, y, activation="tanh"):
+    h = x
+    for i in range(0, len(params) - 2, 2):
+        h = getattr(h @ params[i] + params[i + 1], activation)()
+    out = h @ params[-2] + params[-1]
+    loss = ((out - y) ** 2).mean()
+    loss.backward()
+    return loss
+
+
+def _init(seed, sizes, batch):
+    rng = np.random.default_rng(seed)
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        params += [(rng.standard_normal((a, b)) / np.sqrt(a)).astype(np.float32),
+                   (rng.standard_normal(b) * 0.1).astype(np.float32)]
+    x = rng.standard_normal((batch, sizes[0])).astype(np.float32)
+    y = rng.standard_normal((batch, sizes[-1])).astype(np.float32)
+    return params, x, y
+
+
+def _train(mode, steps, sizes=(16, 32, 32, 1), batch=32, lr=0.05):
+    jg.set_mode(mode)
+    try:
+        arrays, x, y = _init(0, sizes, batch)
+        params = [jg.tensor(a, requires_grad=True) for a in arrays]
+        losses = []
+        for _ in range(steps):
+            loss = _mlp_step(params, jg.tensor(x), jg.tensor(y))
+            losses.append(loss.item())
+            with jg.no_grad():
+                for p in params:
+                    p -= lr * p.grad
+                    p.grad = None
+        return losses, [p.detach().numpy().copy() for p in params]
+    finally:
+        jg.set_mode("eager")
+
+
+def test_training_loop_matches_eager():
+    eager_losses, eager_params = _train("eager", 20)
+    lazy_losses, lazy_params = _train("lazy", 20)
+    np.testing.assert_allclose(lazy_losses, eager_losses, rtol=1e-5)
+    for a, b in zip(lazy_params, eager_params):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert lazy_losses[-1] < lazy_losses[0]
+
+
+def test_repeated_step_reuses_its_program(lazy_mode):
+    arrays, x, y = _init(1, (8, 16, 4), 10)
+    params = [jg.tensor(a, requires_grad=True) for a in arrays]
+    _mlp_step(params, jg.tensor(x), jg.tensor(y))
+    before = jg.jit_stats()
+    for _ in range(5):
+        for p in params:
+            p.grad = None
+        loss = _mlp_step(params, jg.tensor(x), jg.tensor(y))
+    after = jg.jit_stats()
+    assert after["lowerings"] == before["lowerings"]
+    assert after["cache_hits"] >= before["cache_hits"] + 5
+    # one Program per step: the backward (forward and gradients together)
+    assert after["programs"] - before["programs"] == 5
+    reference = [np.asarray(a) for a in arrays]
+    jg.set_mode("eager")
+    eager = [jg.tensor(a, requires_grad=True) for a in reference]
+    expected = _mlp_step(eager, jg.tensor(x), jg.tensor(y))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    for p, q in zip(params, eager):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_dynamic_structure_gives_eager_gradients_and_stops_lowering(lazy_mode):
+    """An RNN-like loop whose length and branches change every iteration."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((4, 4)).astype(np.float32) * 0.5
+    u = rng.standard_normal((3, 4)).astype(np.float32)
+    lengths = [3, 5, 2, 5, 3, 2, 5, 3]
+
+    def run(mode, length, seed):
+        jg.set_mode(mode)
+        W = jg.tensor(w, requires_grad=True)
+        U = jg.tensor(u, requires_grad=True)
+        xs = np.random.default_rng(seed).standard_normal((length, 3)).astype(np.float32)
+        h = jg.zeros(4)
+        for t in range(length):
+            pre = jg.tensor(xs[t]) @ U + h @ W
+            h = pre.tanh() if t % 2 == 0 else pre.relu()
+        loss = (h * h).sum()
+        loss.backward()
+        return loss.item(), W.grad.numpy(), U.grad.numpy()
+
+    lowerings = []
+    for i, n in enumerate(lengths):
+        ours = run("lazy", n, i)
+        ref = run("eager", n, i)
+        assert ours[0] == pytest.approx(ref[0], rel=1e-5)
+        np.testing.assert_allclose(ours[1], ref[1], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(ours[2], ref[2], rtol=1e-4, atol=1e-6)
+        lowerings.append(jg.jit_stats()["lowerings"])
+    # lengths 3, 5 and 2 were all seen in the first three iterations: nothing new after
+    assert lowerings[3:] == [lowerings[2]] * (len(lengths) - 3)
+
+
+def test_no_grad_section_changes_the_program(lazy_mode):
+    """Two steps with equal ops but a detached branch must not share a cached backward."""
+    a = jg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+
+    def step(detach):
+        b = a * a
+        c = b.detach() if detach else b
+        loss = (c * a).sum()
+        loss.backward()
+        g = a.grad.numpy().copy()
+        a.grad = None
+        return g
+
+    np.testing.assert_allclose(step(False), 3 * np.array([1.0, 4.0, 9.0]))
+    np.testing.assert_allclose(step(True), np.array([1.0, 4.0, 9.0]))
+    np.testing.assert_allclose(step(False), 3 * np.array([1.0, 4.0, 9.0]))
+
+
+def test_new_batch_size_compiles_nothing(lazy_mode):
+    arrays, _, _ = _init(3, (5, 7, 2), 4)
+    params = [jg.tensor(a, requires_grad=True) for a in arrays]
+    rng = np.random.default_rng(0)
+    _mlp_step(params, jg.randn(4, 5), jg.randn(4, 2))
+    compiles = jg.jit_stats()["compiles"]
+    for batch in (1, 9, 33):
+        for p in params:
+            p.grad = None
+        x = jg.tensor(rng.standard_normal((batch, 5)).astype(np.float32))
+        loss = _mlp_step(params, x, jg.randn(batch, 2))
+        assert np.isfinite(loss.item())
+    assert jg.jit_stats()["compiles"] == compiles
+
+
+def test_errors_raise_at_the_call_site_and_change_nothing(lazy_mode):
+    a = jg.ones(2, 3, requires_grad=True)
+    b = a * 2
+    with pytest.raises(RuntimeError, match="must match the size"):
+        b + jg.ones(4)
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        b @ jg.ones(4, 2)
+    assert b._value is None  # nothing was realized to find those errors
+    np.testing.assert_array_equal(b.numpy() if not b.requires_grad else b.detach().numpy(),
+                                  np.full((2, 3), 2.0, np.float32))
+
+
+def test_values_are_computed_only_when_needed(lazy_mode):
+    x = jg.tensor([1.0, 2.0])
+    y = (x * 3).exp()
+    assert y._value is None and y.shape == (2,) and y.dtype is jg.float32
+    np.testing.assert_allclose(y.numpy(), np.exp([3.0, 6.0]).astype(np.float32), rtol=1e-6)
+    assert repr(y) == repr(jg.tensor(np.exp([3.0, 6.0]).astype(np.float32)))
+
+
+def test_views_alias_storage_after_realization(lazy_mode):
+    base = jg.zeros(2, 3)
+    row = (base + 1)[0]          # a view of a pending tensor
+    parent = row._base
+    row.mul_(5)                  # in-place through the view: realizes, then writes through
+    np.testing.assert_array_equal(parent.numpy(), [[5, 5, 5], [1, 1, 1]])
+
+
+def test_pending_work_sees_values_from_before_an_inplace_write(lazy_mode):
+    x = jg.tensor([1.0, 2.0])
+    y = x * 10              # pending: must use x as it is now
+    x.add_(1)
+    np.testing.assert_array_equal(y.numpy(), [10.0, 20.0])
+    np.testing.assert_array_equal(x.numpy(), [2.0, 3.0])
+
+
+def test_long_chain_realizes_by_itself(lazy_mode, monkeypatch):
+    monkeypatch.setattr(lazy, "MAX_DEPTH", 50)
+    x = jg.tensor([0.5])
+    for _ in range(120):
+        x = x * 1.01
+    assert x._lazy is None or x._lazy.depth < 50
+    assert x.item() == pytest.approx(0.5 * 1.01 ** 120, rel=1e-4)
+
+
+def test_memory_stays_flat_over_many_steps(lazy_mode):
+    import tracemalloc
+    arrays, x, y = _init(4, (16, 32, 32, 1), 32)
+    params = [jg.tensor(a, requires_grad=True) for a in arrays]
+    X, Y = jg.tensor(x), jg.tensor(y)
+
+    def steps(n):
+        for _ in range(n):
+            _mlp_step(params, X, Y).item()
+            with jg.no_grad():
+                for p in params:
+                    p.grad = None
+    steps(50)
+    tracemalloc.start()
+    steps(200)
+    first, _ = tracemalloc.get_traced_memory()
+    steps(1000)
+    second, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert second - first < 2_000_000  # bytes: no per-step growth
+
+
+def test_warm_cache_process_compiles_nothing(tmp_path):
+    script = textwrap.dedent("""
+        import jitgrad as jg
+        jg.set_mode("lazy")
+        w = jg.randn(8, 4, requires_grad=True)
+        loss = (jg.randn(3, 8) @ w).tanh().sum()
+        loss.backward()
+        print(jg.jit_stats()["compiles"])
+    """)
+    env = dict(os.environ)
+    run = lambda: subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                 text=True, env=env, timeout=600)
+    first = run()
+    assert first.returncode == 0, first.stderr
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == "0"
