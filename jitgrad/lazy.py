@@ -84,13 +84,14 @@ class Pending:
     """
 
     __slots__ = ("op", "inputs", "attrs", "index", "shape", "dtype", "depth", "layout",
-                 "shares")
+                 "shares", "value")
 
     def __init__(self, op, inputs, attrs, index, shape, dtype, depth, layout=None,
                  shares=False):
         self.op, self.inputs, self.attrs, self.index = op, inputs, attrs, index
         self.shape, self.dtype, self.depth = shape, dtype, depth
         self.layout, self.shares = layout, shares
+        self.value = None  # set once computed (a saved output may hold only this object)
 
 
 # --- recording --------------------------------------------------------------------
@@ -116,25 +117,32 @@ def record(op, inputs, attrs):
         metas = [(v.shape, v.dtype)]
     else:
         metas = op.meta([(t._shape, t._npdtype) for t in inputs], **attrs)
+    # one float dtype per Program (bools ride along as 0/1); ints run eagerly
     kind = None
-    for d in [t._npdtype for t in _operands(inputs, attrs)] + [np.dtype(d) for _, d in metas]:
-        if d in _FLOATS:
-            if kind is not None and d != kind:
-                return None
-            kind = d
-        elif d != _BOOL:
-            return None
     depth = 1
     for t in _operands(inputs, attrs):
-        if t._lazy is not None and t._value is None and t._lazy.depth >= depth:
-            depth = t._lazy.depth + 1
+        p = t._lazy
+        if t._value is None:
+            d = p.dtype
+            if p.depth >= depth:
+                depth = p.depth + 1
+        else:
+            d = t._value.dtype
+        if d is not _BOOL:
+            if d is not kind and d not in _FLOATS or (kind is not None and d != kind):
+                return None
+            kind = d
     outs = []
+    make = _tensor.Tensor._make
     for i, (shape, dtype) in enumerate(metas):
-        t = _tensor.Tensor._make(None)
-        t._lazy = Pending(op, inputs, attrs, i, tuple(shape), np.dtype(dtype), depth)
+        dtype = np.dtype(dtype)
+        if dtype is not _BOOL and (dtype not in _FLOATS or (kind is not None and dtype != kind)):
+            return None
+        t = make(None)
+        t._lazy = p = Pending(op, inputs, attrs, i, tuple(shape), dtype, depth)
         if layouts is not None:
-            t._lazy.layout = layouts[i]
-            t._lazy.shares = bool(np.may_share_memory(layouts[i], src))
+            p.layout = layouts[i]
+            p.shares = op.name != "view" or bool(np.may_share_memory(layouts[i], src))
         outs.append(t)
         _pending.append(weakref.ref(t))
     if depth >= MAX_DEPTH:
@@ -184,29 +192,42 @@ def flush():
 # --- realization ------------------------------------------------------------------
 
 def _collect(targets):
-    """Pending nodes behind ``targets`` in dependency order, and the realized inputs they read."""
-    order, inputs, seen = [], [], {}
+    """Pending nodes behind ``targets`` in dependency order, and the realized inputs they read.
+
+    Returns ``(order, inputs, where)``; ``where`` maps the id of every tensor met
+    to ``("n", position in order)`` or ``("i", position in inputs)``. Two tensor
+    objects over one pending computation (a saved output re-wrapped for the
+    backward pass) are one node.
+    """
+    order, inputs, where, nodes = [], [], {}, {}
     stack = [(t, False) for t in reversed(targets)]
     while stack:
         t, done = stack.pop()
-        key = id(t)
         if done:
+            nodes[id(t._lazy)] = ("n", len(order))
             order.append(t)
             continue
-        if key in seen:
+        if id(t) in where:
             continue
+        p = t._lazy
+        if t._value is None and p.value is not None:  # computed through a twin already
+            t._value, t._lazy = p.value, None
         if t._value is not None:
-            seen[key] = ("i", len(inputs))
+            where[id(t)] = ("i", len(inputs))
             inputs.append(t)
             continue
-        seen[key] = None
+        if id(p) in nodes:
+            where[id(t)] = nodes[id(p)]
+            continue
+        where[id(t)] = None
+        nodes[id(p)] = None
         stack.append((t, True))
-        for u in reversed(_operands(t._lazy.inputs, t._lazy.attrs)):
-            if id(u) not in seen:
+        for u in reversed(_operands(p.inputs, p.attrs)):
+            if id(u) not in where:
                 stack.append((u, False))
     for i, t in enumerate(order):
-        seen[id(t)] = ("n", i)
-    return order, inputs, seen
+        where[id(t)] = ("n", i)
+    return order, inputs, where
 
 
 def _attr_key(v):
@@ -236,7 +257,13 @@ def _signature(order, inputs, where):
 
 def realize(*tensors):
     """Compute every pending tensor in ``tensors`` (and what they depend on) in one Program."""
-    targets = [t for t in tensors if t._value is None and t._lazy is not None]
+    targets = []
+    for t in tensors:
+        if t._value is None and t._lazy is not None:
+            if t._lazy.value is not None:   # computed already, through a twin
+                t._value, t._lazy = t._lazy.value, None
+            else:
+                targets.append(t)
     if not targets:
         return
     order, inputs, where = _collect(targets)
@@ -308,7 +335,8 @@ class Program:
                    for place, kind, shape in self.index_specs]
         arena = self.execute([t._value for t in inputs], indices)
         for k, t in enumerate(order):
-            t._value = self.value(arena, k, t._lazy)
+            p = t._lazy
+            t._value = p.value = self.value(arena, k, p)
             t._lazy = None
 
 
@@ -353,8 +381,7 @@ class Lowering:
         self.size = 0
         self.input_slots, self.node_slots = [], []
         self.buf = {}   # id(tensor) -> (offset, shape)
-        self.transposed = {}  # id(tensor) -> (offset, shape) of a 2-D matrix it transposes
-        self.slot_of = {}
+        self.transposed = {}  # node key -> (offset, shape) of a 2-D matrix it transposes
 
     def alloc(self, n):
         off = self.size
@@ -376,12 +403,11 @@ class Lowering:
             else:
                 off = self.alloc(v.size)
                 self.input_slots.append((0, off, v.size))
-            self.buf[id(t)] = (off, v.shape)
+            self.buf[self.where[id(t)]] = (off, v.shape)
         for i, t in enumerate(self.order):
             p = t._lazy
-            self.slot_of[id(t)] = i
             off = LOWER[p.op.name](self, t, p)
-            self.buf[id(t)] = (off, p.shape)
+            self.buf[("n", i)] = (off, p.shape)
             self.node_slots.append((off, int(np.prod(p.shape, dtype=np.int64))))
         for t in self.outputs:
             self.operand(t)
@@ -396,21 +422,23 @@ class Lowering:
 
     def operand(self, u):
         """``u``'s contiguous buffer (offset, shape); a transpose kept as a flag is copied now."""
-        t = self.transposed.pop(id(u), None)
+        key = self.where[id(u)]
+        t = self.transposed.pop(key, None)
         if t is not None:
             src_off, src_shape = t
             out = self.alloc(np.prod(src_shape, dtype=np.int64))
             self.copy_view(out, src_shape[::-1], src_off, 0, (1, src_shape[1]))
-            self.buf[id(u)] = (out, src_shape[::-1])
-            self.node_slots[self.slot_of[id(u)]] = (out, int(np.prod(src_shape)))
-        return self.buf[id(u)]
+            self.buf[key] = (out, src_shape[::-1])
+            self.node_slots[key[1]] = (out, int(np.prod(src_shape)))
+        return self.buf[key]
 
     def matrix(self, u):
         """``u`` as a matrix operand: (offset, shape, transposed flag)."""
-        t = self.transposed.get(id(u))
+        key = self.where[id(u)]
+        t = self.transposed.get(key)
         if t is not None:
             return t[0], t[1][::-1], 1
-        off, shape = self.buf[id(u)]
+        off, shape = self.buf[key]
         return off, shape, 0
 
     def new_out(self, t):
@@ -547,7 +575,7 @@ def _lower_view(lw, t, p):
     if p.op.name == "permute" and p.attrs["dims"] == (1, 0):
         off, shape, flag = lw.matrix(x)
         if not flag:  # a plain transpose: consumers that are matmuls read it as a flag
-            lw.transposed[id(t)] = (off, shape)
+            lw.transposed[("n", len(lw.node_slots))] = (off, shape)
             return off
     off, shape = lw.operand(x)
     fake = fake_array(shape, p.dtype if p.dtype in _FLOATS else lw.fdtype)
@@ -651,6 +679,19 @@ def _lower_mm(lw, t, p):
     else:
         dims = (ash[0], ash[1], bsh[1], 1)
     lw.row(I.MM, ta | (tb << 1), out, ao, bo, dims=dims)
+    return out
+
+
+def _lower_linear(lw, t, p):
+    x, w = p.inputs[0], p.inputs[1]
+    xo, xsh, tx = lw.matrix(x)
+    wo, wsh, tw = lw.matrix(w)
+    out = lw.new_out(t)
+    # x @ w.T: w's buffer read transposed (flag flips when w is itself a transpose)
+    lw.row(I.MM, tx | ((1 - tw) << 1), out, xo, wo, dims=(xsh[0], xsh[1], wsh[0], 1))
+    if len(p.inputs) == 3:
+        bo, bsh = lw.operand(p.inputs[2])
+        lw.elementwise(I.BINARY, ew.ADD, out, p.shape, [(out, p.shape, None), (bo, bsh, None)])
     return out
 
 
@@ -776,6 +817,7 @@ LOWER = {
     "logsumexp": _lower_logsumexp, "softmax": _lower_softmax(False),
     "log_softmax": _lower_softmax(True),
     "mm": _lower_mm, "dot": _lower_mm, "mv": _lower_mm, "bmm": _lower_bmm,
+    "linear": _lower_linear,
     "view": _lower_view, "permute": _lower_view, "expand": _lower_view,
     "split": _lower_view, "unbind": _lower_view, "index": _lower_index,
     "cat": _lower_cat, "stack": _lower_cat,
@@ -908,7 +950,8 @@ class _TrainEntry:
         program = self.program
         arena = program.execute(values, indices)
         for t, pos in zip(order, self.fwd_nodes):
-            t._value = program.value(arena, pos, t._lazy)
+            p = t._lazy
+            t._value = p.value = program.value(arena, pos, p)
             t._lazy = None
             if not retain_graph and t.grad_fn is not None:
                 t.grad_fn.release()

@@ -54,10 +54,10 @@ class Op:
             if r is None or fn is None:
                 out.append(None)
                 continue
-            if r.shape != shape:
+            if r._shape != shape:
                 r = sum_to_size(r, shape)
-            if r.dtype is not dtype:
-                r = r.to(dtype)
+            if r._npdtype != dtype:
+                r = r.to(dt._FROM_NP[dtype])
             out.append(r)
         return out
 
@@ -167,6 +167,9 @@ def _check_operand(x, what="other"):
 
 
 def _broadcast_shape(*shapes):
+    first = shapes[0]
+    if builtins.all(s == first for s in shapes):
+        return tuple(first)
     ndim = builtins.max(len(s) for s in shapes)
     out = []
     for i in range(-ndim, 0):
@@ -189,6 +192,14 @@ def _as(a, d):
 
 def _promote(a, b):
     """Both operands as tensors of their common dtype, plus that dtype."""
+    if type(a) is Tensor:  # the common cases, decided without the general rules
+        da = a._npdtype
+        if type(b) is Tensor:
+            if da == b._npdtype and a._shape == b._shape:
+                return a, b, dt._FROM_NP[da]
+        elif type(b) is float and da.kind == "f" or type(b) is int and da.kind in "fi":
+            d = dt._FROM_NP[da]
+            return a, _wrap(b, d), d
     _check_operand(a, "input")
     _check_operand(b)
     d = dt.result_type(a, b)
@@ -960,6 +971,39 @@ def mv(input, vec):
     return apply(_MV, [input, vec], "MvBackward0")
 
 
+def _linear_forward(x, w, b=None):
+    out = L.mm(x, w.T)
+    return out if b is None else L.binary(ew.ADD, out, b, out.dtype)
+
+
+def _linear_vjp(c, g):
+    x, w = c.saved(0), c.saved(1)
+    need = c.needs_input_grad
+    return (mm(g, w) if need[0] else None,
+            mm(g.t(), x) if need[1] else None,
+            sum(g, 0) if len(need) > 2 and need[2] else None)
+
+
+_LINEAR = defop("linear", _linear_forward, _linear_vjp, (0, 1),
+                meta=lambda m: [((m[0][0][0], m[1][0][0]), m[0][1])])
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias`` as one op (``AddmmBackward0``, as PyTorch records it)."""
+    if input.ndim == 2 and weight.ndim == 2 and (bias is None or bias.ndim <= 1):
+        if input.shape[1] != weight.shape[1]:
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x"
+                               f"{input.shape[1]} and {weight.shape[1]}x{weight.shape[0]})")
+        _check_same_dtype(input, weight)
+        if bias is None:
+            return apply(_LINEAR, [input, weight], "MmBackward0")
+        if bias.shape not in ((weight.shape[0],), (1,), ()) or bias.dtype is not input.dtype:
+            return matmul(input, t(weight)) + bias
+        return apply(_LINEAR, [input, weight, bias], "AddmmBackward0")
+    out = matmul(input, t(weight))
+    return out if bias is None else out + bias
+
+
 def matmul(input, other):
     """NumPy-style matrix product: dot, mv, mm or broadcast batched mm by the operands' ranks."""
     if not isinstance(other, Tensor) or not isinstance(input, Tensor):
@@ -1332,7 +1376,8 @@ def chunk(input, chunks, dim=0):
     return split(input, builtins.max(1, -(-n // chunks)), dim)
 
 
-_UNBIND = defop("unbind", lambda x, dim: tuple(np.moveaxis(x, dim, 0)),
+_UNBIND = defop("unbind", lambda x, dim: tuple(np.moveaxis(x, dim, 0)[i, ...]  # 0-d views, not scalars
+                                                for i in range(x.shape[dim])),
                 lambda c, g: (stack([gi if gi is not None else
                                      zeros(_drop(c._inputs_meta[0][0], c.attrs["dim"]),
                                            dtype=c._inputs_meta[0][1]) for gi in g],
@@ -1639,5 +1684,5 @@ from . import lazy as _lazy  # noqa: E402  (lazy mode records through apply)
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
     "builtins", "collections", "numbers", "np", "L", "dt", "ew", "rd", "Tensor", "Op",
-    "REGISTRY", "defop", "apply", "inplace", "setitem", "getitem", "is_grad_enabled",
+    "REGISTRY", "defop", "apply", "inplace", "setitem", "getitem", "is_grad_enabled", "linear",
     "no_grad", "node_class", "arange", "zeros")]

@@ -9,6 +9,8 @@ in-place change is caught when the backward pass reads them.
 import itertools
 import weakref
 
+import numpy as np
+
 _counter = itertools.count()
 _classes = {}
 
@@ -21,46 +23,67 @@ def node_class(name):
     return cls
 
 
-def _describe(t):
+def _describe(shape, dtype):
     kind = {"float32": "Float", "float64": "Double", "int64": "Long",
-            "int32": "Int", "bool": "Bool"}[t.dtype.name]
-    return f"[jitgrad.{kind}Tensor [{', '.join(map(str, t.shape))}]]"
+            "int32": "Int", "bool": "Bool"}[dtype.name]
+    return f"[jitgrad.{kind}Tensor [{', '.join(map(str, shape))}]]"
 
 
 class SavedTensor:
     """A tensor kept for backward, with the version it had when saved.
 
-    A saved *output* keeps only its data: unpacking re-wraps it with the node
-    as its ``grad_fn``, so the node does not keep its own output alive.
+    A saved *output* keeps only its data (or, while it is still pending, the
+    pending computation): unpacking re-wraps it with the node as its
+    ``grad_fn``, so the node does not keep its own output tensor alive.
     """
 
-    __slots__ = ("tensor", "version", "node", "output_nr")
+    __slots__ = ("tensor", "data", "counter", "version", "node", "output_nr")
 
     def __init__(self, tensor, node=None, output_nr=0):
+        self.counter = tensor._version
         self.version = tensor._version[0]
         self.output_nr = output_nr
         if node is None:
-            self.tensor, self.node = tensor, None
+            self.tensor, self.node, self.data = tensor, None, None
         else:
-            self.tensor, self.node = tensor._alias(), weakref.ref(node)
+            self.tensor, self.node = None, weakref.ref(node)
+            self.data = tensor._value if tensor._value is not None else tensor._lazy
 
     def unpack(self, owner):
-        t = self.tensor
-        if t._version[0] != self.version:
-            made_by = ""
-            if self.node is not None:
+        if self.counter[0] != self.version:
+            t = self.tensor
+            if t is None:
                 made_by = f", which is output {self.output_nr} of {owner.name()},"
-            elif t.grad_fn is not None:
-                made_by = f", which is output {t._output_nr} of {t.grad_fn.name()},"
+                shape, dtype = _meta_of(self.data)
+            else:
+                made_by = "" if t.grad_fn is None else \
+                    f", which is output {t._output_nr} of {t.grad_fn.name()},"
+                shape, dtype = t._shape, t._npdtype
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: {_describe(t)}{made_by} is at version {t._version[0]}; "
-                f"expected version {self.version} instead. Hint: enable anomaly detection to find "
-                "the operation that failed to compute its gradient, with "
-                "jitgrad.autograd.set_detect_anomaly(True).")
-        if self.node is not None:
-            return t._alias(grad_fn=self.node(), output_nr=self.output_nr)
+                f"inplace operation: {_describe(shape, dtype)}{made_by} is at version "
+                f"{self.counter[0]}; expected version {self.version} instead. Hint: enable "
+                "anomaly detection to find the operation that failed to compute its gradient, "
+                "with jitgrad.autograd.set_detect_anomaly(True).")
+        if self.tensor is not None:
+            return self.tensor
+        from ..tensor import Tensor
+        data = self.data
+        if type(data) is not np.ndarray:  # still pending: a twin over the same computation
+            if data.value is not None:
+                data = self.data = data.value
+            else:
+                t = Tensor._make(None, True, self.counter)
+                t._lazy = data
+                t.grad_fn, t._output_nr = self.node(), self.output_nr
+                return t
+        t = Tensor._make(data, True, self.counter)
+        t.grad_fn, t._output_nr = self.node(), self.output_nr
         return t
+
+
+def _meta_of(data):
+    return data.shape, data.dtype
 
 
 _FREED = ("Trying to backward through the graph a second time (or directly access saved tensors "
@@ -79,9 +102,9 @@ class Node:
     def __init__(self, op, attrs, inputs, n_outputs=1):
         self.op = op
         self.attrs = attrs
-        self.next_functions = tuple(_edge(t) for t in inputs)
-        # shape and dtype of each input, for unbroadcasting and casting grads back
-        self._inputs_meta = tuple((t.shape, t.dtype) for t in inputs)
+        self.next_functions = tuple([_edge(t) for t in inputs])
+        # shape and numpy dtype of each input, for unbroadcasting and casting grads back
+        self._inputs_meta = tuple([(t._shape, t._npdtype) for t in inputs])
         self._n_outputs = n_outputs
         self._saved = {}
         self._seq = next(_counter)
@@ -146,7 +169,7 @@ class AccumulateGrad(Node):
     def __init__(self, leaf):
         self.variable = leaf
         self.next_functions = ()
-        self._inputs_meta = ((leaf.shape, leaf.dtype),)
+        self._inputs_meta = ((leaf._shape, leaf._npdtype),)
         self._n_outputs = 1
         self._saved = {}
         self._seq = -1  # runs after every op node
