@@ -5,7 +5,6 @@ import numpy as np
 
 from . import dtypes as dt
 from . import ops
-from .autograd.grad_mode import no_grad
 from .tensor import Tensor, _check_device, device as _device
 
 
@@ -76,8 +75,8 @@ Tensor.__setitem__ = ops.setitem
 
 def _invert(self):
     if self.dtype is not dt.bool_:
-        raise NotImplementedError(f"\"bitwise_not_cpu\" not implemented for "
-                                  f"'{ops._C_NAMES[self.dtype.name]}'")
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type "
+                        "tensors")
     return ops.logical_not(self)
 
 
@@ -126,39 +125,50 @@ Tensor.__itruediv__ = _inplace_method(ops.div)
 Tensor.__ipow__ = _inplace_method(ops.pow)
 
 
+def _overwrite(self, src, name):
+    """Replace ``self``'s values by ``src`` (broadcast); autograd sees a node named ``name``
+    that passes no gradient to the old values, as PyTorch's fill/copy/random nodes do."""
+    return ops.inplace(self, lambda old: ops.apply(ops.OVERWRITE, [old, src], name))
+
+
 def zero_(self):
     """Fill with zeros in place."""
-    return fill_(self, 0)
+    return _overwrite(self, ops._wrap(0, self.dtype), "ZeroBackward0")
 
 
 def fill_(self, value):
-    """Fill with ``value`` in place."""
+    """Fill with ``value`` (a number or a one-element tensor) in place."""
     if isinstance(value, Tensor):
-        return ops.inplace(self, lambda old: ops.expand(value.to(self.dtype), self.shape))
-    return ops.inplace(self, lambda old: ops.expand(ops._wrap(value, self.dtype), self.shape))
+        if value.ndim:
+            raise RuntimeError("fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.ndim} dimensions.")
+        return _overwrite(self, value, "FillBackward3")
+    return _overwrite(self, ops._wrap(value, self.dtype), "FillBackward2")
 
 
 def copy_(self, src, non_blocking=False):
-    """Copy ``src`` (broadcast to this shape) into this tensor in place."""
+    """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor in place."""
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'other' must be Tensor, not {type(src).__name__}")
-    return ops.inplace(self, lambda old: ops.expand(src, self.shape).to(self.dtype))
+    ops._broadcast_shape(src.shape, self.shape)
+    if ops._broadcast_shape(src.shape, self.shape) != tuple(self.shape):
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast "
+                           f"shape {list(ops._broadcast_shape(src.shape, self.shape))}")
+    return _overwrite(self, src, "CopyBackwards")
 
 
 def uniform_(self, a=0.0, b=1.0, generator=None):
     """Fill with samples from U(a, b)."""
     from .random import _gen
-    with no_grad():
-        draw = _gen(generator).uniform(a, b, self.shape).astype(self.dtype.np)
-        return ops.inplace(self, lambda old: Tensor._make(draw))
+    draw = _gen(generator).uniform(a, b, self.shape).astype(self.dtype.np)
+    return _overwrite(self, Tensor._make(draw), "UniformBackward0")
 
 
 def normal_(self, mean=0.0, std=1.0, generator=None):
     """Fill with samples from N(mean, std²)."""
     from .random import _gen
-    with no_grad():
-        draw = _gen(generator).normal(mean, std, self.shape).astype(self.dtype.np)
-        return ops.inplace(self, lambda old: Tensor._make(draw))
+    draw = _gen(generator).normal(mean, std, self.shape).astype(self.dtype.np)
+    return _overwrite(self, Tensor._make(draw), "NormalBackward0")
 
 
 Tensor.zero_, Tensor.fill_, Tensor.copy_ = zero_, fill_, copy_

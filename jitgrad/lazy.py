@@ -20,7 +20,6 @@ import weakref
 import numpy as np
 
 from . import _launch
-from . import dtypes as dt
 from .kernels.cpu import elementwise as ew
 from .kernels.cpu import interpreter as I
 from .kernels.cpu import reduce as rd
@@ -566,6 +565,12 @@ def _lower_copy(lw, t, p):
     return out
 
 
+def _lower_overwrite(lw, t, p):
+    out = lw.new_out(t)
+    lw.elementwise(I.COPY, 0, out, p.shape, [(*lw.operand(p.inputs[1]), None)])
+    return out
+
+
 def _lower_alias(lw, t, p):
     return lw.operand(p.inputs[0])[0]
 
@@ -802,6 +807,7 @@ LOWER = {
     "add": _ew_binary(ew.ADD), "sub": _ew_binary(ew.SUB), "mul": _ew_binary(ew.MUL),
     "div": _ew_binary(ew.DIV), "pow": _ew_binary(ew.POW), "maximum": _ew_binary(ew.MAXIMUM),
     "remainder": _ew_binary(ew.REMAINDER), "fmod": _ew_binary(ew.FMOD),
+    "div_floor": _ew_binary(ew.FLOORDIV), "overwrite": _lower_overwrite,
     "minimum": _ew_binary(ew.MINIMUM),
     "eq": _ew_binary(ew.EQ, I.COMPARE), "ne": _ew_binary(ew.NE, I.COMPARE),
     "lt": _ew_binary(ew.LT, I.COMPARE), "le": _ew_binary(ew.LE, I.COMPARE),

@@ -11,6 +11,7 @@ arguments with PyTorch's error messages before anything runs.
 import builtins
 import collections
 import numbers
+import weakref
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from .autograd.grad_mode import is_grad_enabled, no_grad
 from .autograd.graph import node_class
 from .kernels.cpu import elementwise as ew
 from .kernels.cpu import reduce as rd
-from .tensor import Tensor, _dim, _shape_arg
+from .tensor import Tensor, _dim
 
 REGISTRY = {}
 
@@ -152,6 +153,8 @@ def _link_views(op, src, outs, name, attrs, multi):
             r = apply(op, [t], name, **attrs)
             return r[i] if multi else r
         o._base, o._view_fn = base, remake
+        if base._requires_grad or o._requires_grad or is_grad_enabled():
+            base.__dict__.setdefault("_views", []).append(weakref.ref(o))
 
 
 # --- argument helpers ------------------------------------------------------------
@@ -172,7 +175,7 @@ def _broadcast_shape(*shapes):
         return tuple(first)
     ndim = builtins.max(len(s) for s in shapes)
     out = []
-    for i in range(-ndim, 0):
+    for i in range(-1, -ndim - 1, -1):  # from the right, as PyTorch reports mismatches
         size = 1
         for k, s in enumerate(shapes):
             n = s[i] if -i <= len(s) else 1
@@ -183,7 +186,7 @@ def _broadcast_shape(*shapes):
                         f"at non-singleton dimension {i + ndim}")
                 size = n
         out.append(size)
-    return tuple(out)
+    return tuple(reversed(out))
 
 
 def _as(a, d):
@@ -301,6 +304,7 @@ def _maximum_vjp(c, g, loses):
 
 
 def _pow_exponent_grad(x, y, out, g):
+    x = x.to(out.dtype)  # log(base) in the op's precision, not the base's
     return g * where((x == 0) & (y >= 0), 0.0, out * log(x))
 
 
@@ -315,7 +319,8 @@ _DIV = defop("div", _binary_forward(ew.DIV),
                            -g * c.saved(0) / (c.saved(1) * c.saved(1))
                            if c.needs_input_grad[1] else None), (0, 1), meta=_broadcast_meta)
 _POW = defop("pow", _binary_forward(ew.POW),
-             lambda c, g: (g * c.saved(1) * pow(c.saved(0), c.saved(1) - 1)
+             lambda c, g: (where(c.saved(1) == 0, 0.0, g * c.saved(1)
+                                 * pow(c.saved(0), c.saved(1) - 1))
                            if c.needs_input_grad[0] else None,
                            _pow_exponent_grad(c.saved(0), c.saved(1), c.saved("out"), g)
                            if c.needs_input_grad[1] else None), (0, 1, "out"),
@@ -325,6 +330,8 @@ _MAXIMUM = defop("maximum", _binary_forward(ew.MAXIMUM),
 _MINIMUM = defop("minimum", _binary_forward(ew.MINIMUM),
                  lambda c, g: _maximum_vjp(c, g, gt), (0, 1), meta=_broadcast_meta)
 _FLOORDIV = defop("floor_divide", _binary_forward(ew.FLOORDIV))
+_DIV_FLOOR = defop("div_floor", _binary_forward(ew.FLOORDIV),
+                   lambda c, g: (g * 0, g * 0), meta=_broadcast_meta)
 _REMAINDER = defop("remainder", _binary_forward(ew.REMAINDER),
                    lambda c, g: (g, -g * floor_divide(c.saved(0), c.saved(1))), (0, 1),
                    meta=_broadcast_meta)
@@ -336,7 +343,7 @@ _FMOD = defop("fmod", _binary_forward(ew.FMOD),
 def add(input, other, alpha=1):
     """``input + alpha * other`` with broadcasting and type promotion."""
     if alpha != 1:
-        other = mul(other, alpha)
+        other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
     a, b, d = _promote(input, other)
     return apply(_ADD, [a, b], "AddBackward0", dtype=d.np)
 
@@ -344,7 +351,7 @@ def add(input, other, alpha=1):
 def sub(input, other, alpha=1):
     """``input - alpha * other``."""
     if alpha != 1:
-        other = mul(other, alpha)
+        other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
     a, b, d = _promote(input, other)
     if d is dt.bool_:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
@@ -361,7 +368,11 @@ def mul(input, other):
 def div(input, other, rounding_mode=None):
     """True division (ints give floats); ``rounding_mode='floor'`` floors."""
     if rounding_mode == "floor":
-        return floor_divide(input, other)
+        a, b, d = _promote(input, other)
+        return apply(_DIV_FLOOR, [a, b], "DivBackward2", dtype=d.np)
+    if rounding_mode is not None:
+        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                           f"but found '{rounding_mode}'")
     a, b, d = _promote(input, other)
     if not d.is_floating_point:
         d = dt.get_default_dtype()
@@ -373,9 +384,15 @@ multiply = mul
 subtract = sub
 
 
+def _check_int_division(b, d):
+    if d.kind == 1 and (b._data == 0).any():
+        raise RuntimeError("ZeroDivisionError")
+
+
 def floor_divide(input, other):
     """Division rounded down (not differentiable)."""
     a, b, d = _promote(input, other)
+    _check_int_division(b, d)
     return apply(_FLOORDIV, [a, b], "FloorDivideBackward0", dtype=d.np)
 
 
@@ -383,6 +400,7 @@ def remainder(input, other):
     """Python-style modulus: the result has the divisor's sign."""
     name = "RemainderBackward1" if isinstance(other, Tensor) else "RemainderBackward0"
     a, b, d = _promote(input, other)
+    _check_int_division(b, d)
     return apply(_REMAINDER, [a, b], name, dtype=d.np)
 
 
@@ -400,8 +418,15 @@ _POW_SCALAR = defop(
     meta=_same_meta)
 _RPOW = defop("rpow", lambda x, base, dtype: L.binary(ew.POW, np.array(base, dtype),
                                                        _as(x, dtype), dtype),
-              lambda c, g: (g * c.saved("out") * float(np.log(c.attrs["base"])),), ("out",),
+              lambda c, g: (_rpow_grad(c, g),), (0, "out"),
               meta=_cast_meta)
+
+
+def _rpow_grad(c, g):
+    base = c.attrs["base"]
+    if base == 0:  # as PyTorch: 0 ** x has gradient 0 where x >= 0
+        return where(c.saved(0) >= 0, 0.0, g * c.saved("out") * float("-inf"))
+    return g * c.saved("out") * float(np.log(base))
 
 
 def pow(input, exponent):
@@ -527,6 +552,9 @@ def where(condition, input, other):
 
 def masked_fill(input, mask, value):
     """``input`` with ``value`` written where ``mask`` is True."""
+    if mask.dtype is not dt.bool_:
+        raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{ {'int64': 'long int', 'int32': 'int'}.get(mask.dtype.name, mask.dtype.name)}")
     if isinstance(value, Tensor):
         value = value.item()
     d = input.dtype
@@ -545,7 +573,7 @@ _CLAMP = defop("clamp", lambda x, lo, hi: L.clamp(x, lo, hi),
 def clamp(input, min=None, max=None):
     """Limit values to ``[min, max]``; either bound may be ``None``."""
     if min is None and max is None:
-        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+        raise RuntimeError("jitgrad.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
         out = input
         if min is not None:
@@ -574,6 +602,10 @@ def clamp_max(input, max):
 
 # --- dtype casts and copies --------------------------------------------------------
 
+OVERWRITE = defop(
+    "overwrite", lambda old, src: L.cast(src, old.dtype, old.shape),
+    lambda c, g: (g * 0 if c.needs_input_grad[0] else None, g if c.needs_input_grad[1] else None),
+    meta=lambda metas: [metas[0]])
 _CAST = defop("to_copy", lambda x, dtype: L.cast(x, dtype), lambda c, g: (g,), meta=_cast_meta)
 _CLONE = defop("clone", lambda x: L.cast(x, x.dtype), lambda c, g: (g,), meta=_same_meta)
 
@@ -749,7 +781,28 @@ def argmin(input, dim=None, keepdim=False):
     return apply(_ARGMAX, [input], "", dim=dim, keepdim=keepdim, code=rd.ARGMIN)
 
 
-_MaxMin = collections.namedtuple("max", ["values", "indices"])
+class _ReturnType(collections.namedtuple("return_type", ["values", "indices"])):
+    """``(values, indices)`` printed as ``jitgrad.return_types.max(...)``, as PyTorch does."""
+
+    __slots__ = ()
+    _name = "max"
+
+    def __repr__(self):
+        return (f"jitgrad.return_types.{self._name}(\nvalues={self.values!r},\n"
+                f"indices={self.indices!r})")
+
+
+class _Max(_ReturnType):
+    __slots__ = ()
+
+
+class _Min(_ReturnType):
+    __slots__ = ()
+    _name = "min"
+
+
+def _MaxMin(values, indices, code=None):
+    return (_Min if code == rd.ARGMIN else _Max)(values, indices)
 
 _SELECT_MAX = defop(
     "max_dim", lambda x, dim, keepdim, code: _select_forward(x, dim, keepdim, code),
@@ -782,7 +835,7 @@ def _max_min(input, dim, keepdim, other, code, name):
     dim = _dim(dim, input.ndim)
     _check_nonempty(input, name, [dim])
     if input.ndim == 0:
-        return _MaxMin(input.clone(), Tensor._make(np.array(0, np.int64)))
+        return _MaxMin(input.clone(), Tensor._make(np.array(0, np.int64)), code)
     values = apply(_SELECT_MAX, [input], "MaxBackward0" if code == rd.ARGMAX else "MinBackward0",
                    dim=dim, keepdim=keepdim, code=code)
     indices = Tensor._make(L.arg_reduce(code, input._data, dim))
@@ -790,7 +843,7 @@ def _max_min(input, dim, keepdim, other, code, name):
         indices = Tensor._make(np.expand_dims(indices._data, dim))
     if values.grad_fn is not None:
         values.grad_fn.metadata["indices"] = indices
-    return _MaxMin(values, indices)
+    return _MaxMin(values, indices, code)
 
 
 def max(input, dim=None, keepdim=False):
@@ -819,8 +872,14 @@ def _correction(unbiased, correction):
     return 1 if unbiased is None or unbiased else 0
 
 
+def _check_float_var(input):
+    if not input.dtype.is_floating_point:
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+
+
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default."""
+    _check_float_var(input)
     dims = _dims(dim, input.ndim)
     c = _correction(unbiased, correction)
     n = int(np.prod([input.shape[d] for d in dims]))
@@ -830,6 +889,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation over ``dim`` with Bessel's correction by default."""
+    _check_float_var(input)
     dims = _dims(dim, input.ndim)
     c = _correction(unbiased, correction)
     n = int(np.prod([input.shape[d] for d in dims]))
@@ -856,8 +916,8 @@ _VAR = defop("var", _var_forward,
              lambda c, g: (_expand_grad(g, c) * 2 * _centred(c) / c.attrs["denom"],), (0,),
              meta=_reduce_meta)
 _STD = defop("std", lambda x, **a: L.unary(ew.SQRT, _var_forward(x, **a)),
-             lambda c, g: (_expand_grad(g / c.saved("out"), c) * _centred(c)
-                           / c.attrs["denom"],), (0, "out"), meta=_reduce_meta)
+             lambda c, g: (_expand_grad(where(c.saved("out") == 0, 0.0, g / c.saved("out")), c)
+                           * _centred(c) / c.attrs["denom"],), (0, "out"), meta=_reduce_meta)
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -958,7 +1018,9 @@ def dot(input, other):
             f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src "
             f"[{other.shape[0]}] to have the same number of elements, but got {input.shape[0]} "
             f"and {other.shape[0]} elements respectively")
-    _check_same_dtype(input, other)
+    if input.dtype is not other.dtype:
+        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                           f"{_C_NAMES[input.dtype.name]} and {_C_NAMES[other.dtype.name]}")
     return apply(_DOT, [input, other], "DotBackward0")
 
 
@@ -1052,6 +1114,9 @@ _VIEW = defop("view", _reshape_forward,
 
 def _infer_shape(shape, numel):
     shape = list(shape)
+    for i, s_ in enumerate(shape):
+        if s_ < -1:
+            raise RuntimeError(f"invalid shape dimension {s_} at index {i} of shape {shape}")
     infer = [i for i, s in enumerate(shape) if s == -1]
     if len(infer) > 1:
         raise RuntimeError("only one dimension can be inferred")
@@ -1091,8 +1156,6 @@ def _reshape(input, shape, name):
 def reshape(input, *shape):
     """The same values in a new shape; a view when the layout allows, else a copy."""
     shape = _infer_shape(_shape_tuple(shape), input.numel())
-    if shape == input.shape:
-        return apply(_VIEW, [input], "ViewBackward0", shape=shape)
     if not _viewable(input, shape):
         return _reshape(input, shape, "UnsafeViewBackward0")
     contiguous_ = _layout(input).flags.c_contiguous
@@ -1494,7 +1557,9 @@ def _index_name(key, advanced):
             return "SliceBackward0"
         if k is None:
             return "UnsqueezeBackward0"
-    return "AliasBackward0"
+    # only full slices and ``...``: a slice records a Slice node, ``...`` an Alias
+    return "SliceBackward0" if builtins.any(isinstance(k, slice) for k in key) else \
+        "AliasBackward0"
 
 
 def getitem(input, key):
@@ -1632,6 +1697,7 @@ def inplace(self, compute):
         np.copyto(self._data, new._data)
         self._version[0] += 1
         self.grad_fn, self._output_nr, self._requires_grad = new.grad_fn, new._output_nr, True
+        _refresh_views(self, None)
         return self
     base = self._base
     with no_grad():
@@ -1641,9 +1707,42 @@ def inplace(self, compute):
     np.copyto(base._data, updated._data)
     base._version[0] += 1
     base.grad_fn, base._output_nr, base._requires_grad = updated.grad_fn, 0, True
-    remade = self._view_fn(base)
+    remade = _remake(self, base)
     self.grad_fn, self._output_nr, self._requires_grad = remade.grad_fn, remade._output_nr, True
+    _refresh_views(base, self)
     return self
+
+
+def _remake(view, base):
+    """``view`` re-derived from ``base`` (for its grad_fn only: not registered as a view)."""
+    views = base.__dict__.get("_views")
+    try:
+        return view._view_fn(base)
+    finally:
+        if views is None:
+            base.__dict__.pop("_views", None)
+        else:
+            base.__dict__["_views"] = views
+
+
+def _refresh_views(base, skip):
+    """Other views of ``base`` now read changed values: give them grad_fns made from the
+    base's new history, as PyTorch does when it sees the base's version moved."""
+    refs = base.__dict__.get("_views")
+    if not refs:
+        return
+    refs = list(refs)
+    alive = []
+    for r in refs:
+        v = r()
+        if v is None:
+            continue
+        alive.append(r)
+        if v is not skip and v._view_fn is not None:
+            remade = _remake(v, base)
+            v.grad_fn, v._output_nr, v._requires_grad = (remade.grad_fn, remade._output_nr,
+                                                         remade._requires_grad)
+    base.__dict__["_views"] = alive
 
 
 def setitem(self, key, value):

@@ -12,7 +12,6 @@ import numpy as np
 
 from . import dtypes as dt
 from ._tensor_str import tensor_repr
-from .autograd.grad_mode import is_grad_enabled
 from .autograd.graph import AccumulateGrad, _Handle
 
 
@@ -361,9 +360,13 @@ class Tensor:
         return bool(self._data.reshape(-1)[0])
 
     def __float__(self):
+        if self.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return float(self.item())
 
     def __int__(self):
+        if self.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return int(self.item())
 
     def __index__(self):
@@ -473,7 +476,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     if isinstance(data, Tensor):
         warnings.warn("To copy construct from a tensor, it is recommended to use "
                       "sourceTensor.detach().clone() or sourceTensor.detach().clone()"
-                      ".requires_grad_(True), rather than tensor(sourceTensor).",
+                      ".requires_grad_(True), rather than jitgrad.tensor(sourceTensor).",
                       UserWarning, stacklevel=2)
     d = dt.to_dtype(dtype) if dtype is not None else (
         data.dtype if isinstance(data, Tensor) else _infer_dtype(data))

@@ -153,12 +153,12 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
                 _accumulate_leaf(leaf, g, create_graph)
         return None
     result = []
-    for t, key in zip(inputs, targets):
+    for i, (t, key) in enumerate(zip(inputs, targets)):
         g = captures[key]
         if g is None and not allow_unused:
-            raise RuntimeError("One of the differentiated Tensors appears to not have been used "
-                               "in the graph. Set allow_unused=True if this is the desired "
-                               "behavior.")
+            raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
+                               "been used in the graph. Set allow_unused=True if this is the "
+                               "desired behavior.")
         result.append(g)
     if not create_graph:
         _realize_all(result)
@@ -225,7 +225,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of ``outputs`` w.r.t. ``inputs``, returned rather than accumulated."""
-    outputs, single = _as_tuple(outputs), not isinstance(inputs, (tuple, list))
+    outputs = _as_tuple(outputs)
     inputs = _as_tuple(inputs)
     if any(not t._requires_grad for t in inputs):
         raise RuntimeError("One of the differentiated Tensors does not require grad")

@@ -59,6 +59,10 @@ class set_grad_enabled(_Mode):
         self._prev = is_grad_enabled()
         _set(mode)
 
+    def __call__(self, fn):
+        _set(self._prev)  # used as a decorator: the mode applies only inside ``fn``
+        return super().__call__(fn)
+
     def __enter__(self):
         return self
 

@@ -53,18 +53,18 @@ class SavedTensor:
         if self.counter[0] != self.version:
             t = self.tensor
             if t is None:
-                made_by = f", which is output {self.output_nr} of {owner.name()},"
+                made_by = f", which is output {self.output_nr} of {_op_name(owner)},"
                 shape, dtype = _meta_of(self.data)
             else:
                 made_by = "" if t.grad_fn is None else \
-                    f", which is output {t._output_nr} of {t.grad_fn.name()},"
+                    f", which is output {t._output_nr} of {_op_name(t.grad_fn)},"
                 shape, dtype = t._shape, t._npdtype
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: {_describe(shape, dtype)}{made_by} is at version "
                 f"{self.counter[0]}; expected version {self.version} instead. Hint: enable "
                 "anomaly detection to find the operation that failed to compute its gradient, "
-                "with jitgrad.autograd.set_detect_anomaly(True).")
+                "with jitgrad.autograd.set_detect_anomaly(True, check_nan=False).")
         if self.tensor is not None:
             return self.tensor
         from ..tensor import Tensor
@@ -80,6 +80,13 @@ class SavedTensor:
         t = Tensor._make(data, True, self.counter)
         t.grad_fn, t._output_nr = self.node(), self.output_nr
         return t
+
+
+def _op_name(node):
+    """PyTorch names the forward op in this message: ``Exp`` for ``ExpBackward0``."""
+    name = node.name()
+    cut = name.rfind("Backward")
+    return name[:cut] if cut > 0 else name
 
 
 def _meta_of(data):
