@@ -18,6 +18,8 @@ from .random import (Generator, manual_seed, rand, rand_like, randint, randint_l
 from .tensor import (Size, Tensor, arange, as_tensor, device, empty, empty_like, eye,
                      from_numpy, full, full_like, linspace, ones, ones_like, tensor, zeros,
                      zeros_like)
+from . import nn, optim  # noqa: E402  (nn and optim build on the names above)
+from .serialization import load, save
 
 float = float32
 double = float64

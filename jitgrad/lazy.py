@@ -24,7 +24,7 @@ from .kernels.cpu import elementwise as ew
 from .kernels.cpu import interpreter as I
 from .kernels.cpu import reduce as rd
 
-_STATE = {"lazy": os.environ.get("JITGRAD_MODE", "eager").lower() == "lazy"}
+_STATE = {"lazy": os.environ.get("JITGRAD_MODE", "lazy").lower() != "eager"}
 MAX_DEPTH = 2000  # a pending chain this deep realizes by itself (bounded memory)
 _pending = []     # weakrefs to pending tensors, so writes can flush them first
 

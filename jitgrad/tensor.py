@@ -393,6 +393,24 @@ class Tensor:
     def __reduce_ex__(self, protocol):
         raise TypeError("jitgrad tensors are not pickled; use jitgrad.save() for checkpoints")
 
+    def __deepcopy__(self, memo):
+        """A leaf copy with its own storage (``copy.deepcopy`` of tensors and modules)."""
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol at the moment.  If you were "
+                               "attempting to deepcopy a module, this may be because of a "
+                               "torch.nn.utils.weight_norm usage, see "
+                               "https://github.com/pytorch/pytorch/pull/103001")
+        import copy
+        new = type(self)._make(self._data.copy(), self._requires_grad)
+        memo[id(self)] = new
+        if self._grad is not None:
+            new._grad = copy.deepcopy(self._grad, memo)
+        for k, v in self.__dict__.items():
+            if k not in ("_grad_home", "_views"):  # arena and view bookkeeping stay behind
+                new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
 
 # --- helpers shared with ops.py ---------------------------------------------------
 

@@ -180,6 +180,13 @@ def empty(*shapes, **kwargs):
         **kwargs) for shape in shapes]
 
 
+def _copy_into(m, x, v):
+    """``copy_`` into a non-leaf: x's gradient is cut, v's is summed down to its shape."""
+    y = x * 1
+    y.copy_(v)
+    return y
+
+
 def both(*makers):
     return lambda rng: [s for mk in makers for s in mk(rng)]
 
@@ -556,6 +563,13 @@ def _entries():
              samples(lambda rng: [S(ints(rng, (2, 3)), np.array([1, -2, 4]), out_dtype="float32",
                                     name="int_int")])),
         ["div", "mul", "neg"])
+    add("div_floor", lambda m, x, y: m.div(x, y, rounding_mode="floor"), np.floor_divide,
+        binary(real, away), ["div_floor", "mul"])
+    add("copy_", _copy_into, lambda x, v: np.broadcast_to(v, x.shape) + 0 * x,
+        samples(lambda rng: [S(real(rng, (2, 3)), real(rng, (2, 3))),
+                             S(real(rng, (2, 3)), real(rng, (3,)), name="broadcast"),
+                             S(real(rng, (2, 3)), real(rng, (2, 3)), layouts=("T", "S"))]),
+        ["overwrite", "mul"])
     add("rdiv", lambda m, x: 2.0 / x, lambda x: 2.0 / x, unary(away), ["reciprocal", "mul"])
     add("pow", lambda m, x, y: m.pow(x, y), np.power,
         both(binary(pos, real), promotion(pos, real)), ["pow", "log", "where", "mul"],
@@ -753,6 +767,14 @@ def _entries():
         _mat_samples([((2, 3), (3, 2)), ((1, 3), (3, 1)), ((3, 1), (1, 2))],
                      [(((2, 3), (3, 2)), ("T", "T")), (((2, 3), (3, 2)), ("S", None))]),
         ["mm", "permute"], tol32=(1e-5, 1e-5))
+    add("linear", lambda m, x, w, *b: m.nn.functional.linear(x, w, *b),
+        lambda x, w, *b: x @ w.T + (b[0] if b else 0),
+        both(_mat_samples([((2, 3), (4, 3)), ((1, 3), (1, 3))],
+                          [(((2, 3), (4, 3)), ("T", "S"))]), samples(lambda rng: [
+                         S(real(rng, (2, 3)), real(rng, (4, 3)), real(rng, (4,)), name="bias"),
+                         S(real(rng, (3, 3)), real(rng, (2, 3)), real(rng, (2,)),
+                           name="bias_2")])),
+        ["linear"], tol32=(1e-5, 1e-5))
     add("bmm", lambda m, a, b: m.bmm(a, b), np.matmul,
         _mat_samples([((2, 2, 3), (2, 3, 2)), ((1, 1, 3), (1, 3, 1))],
                      [(((2, 2, 3), (2, 3, 2)), ("T", "S"))]),

@@ -1,0 +1,445 @@
+"""Stateless layer functions, as ``torch.nn.functional``.
+
+Most are compositions of jitgrad ops, so autograd (and higher-order
+gradients) come with them. Three primitives are new here and join the op
+registry: ``im2col`` and its transpose ``col2im`` (each the other's VJP),
+through which ``conv2d`` becomes one BLAS matmul and ``avg_pool2d`` a row
+sum, and ``erf`` for the exact GELU. ``max_pool2d`` finds each window's
+argmax with a kernel and then gathers there with ``take``, whose VJP
+scatters the gradient back. Where jitgrad differs from PyTorch the
+docstring says so; ``grad_fn`` names are those of the composed ops
+(``conv2d``'s output shows ``PermuteBackward0``, not ``ConvolutionBackward0``).
+"""
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import dtypes as dt
+from .. import ops
+from ..autograd.grad_mode import is_grad_enabled
+from ..kernels.cpu import conv as _conv
+from ..kernels.cpu import special as _special
+from ..random import rand
+from ..tensor import Tensor
+
+linear = ops.linear  # one fused primitive (AddmmBackward0, as PyTorch records it)
+relu = ops.relu
+tanh = ops.tanh
+sigmoid = ops.sigmoid
+softmax = ops.softmax
+log_softmax = ops.log_softmax
+
+
+# --- new primitives -------------------------------------------------------------------
+
+def _im2col_forward(x, kernel, stride, padding, dilation, out_hw):
+    x = np.ascontiguousarray(x)
+    n, c = x.shape[:2]
+    cols = np.empty((n,) + out_hw + (c,) + kernel, x.dtype)
+    if cols.size:
+        _conv.im2col(x, *stride, *padding, *dilation, cols)
+    return cols.reshape(n * out_hw[0] * out_hw[1], c * kernel[0] * kernel[1])
+
+
+def _col2im_forward(g, shape, kernel, stride, padding, dilation, out_hw):
+    out = np.zeros(shape, g.dtype)
+    cols = np.ascontiguousarray(g).reshape((shape[0],) + out_hw + (shape[1],) + kernel)
+    if cols.size:
+        _conv.col2im(cols, *stride, *padding, *dilation, out)
+    return out
+
+
+def _geometry(attrs):
+    return {k: v for k, v in attrs.items() if k != "shape"}
+
+
+_IM2COL = ops.defop("im2col", _im2col_forward, lambda c, g: (ops.apply(
+    _COL2IM, [g], "Col2ImBackward0", shape=tuple(c._inputs_meta[0][0]), **c.attrs),))
+_COL2IM = ops.defop("col2im", _col2im_forward, lambda c, g: (ops.apply(
+    _IM2COL, [g], "Im2ColBackward0", **_geometry(c.attrs)),))
+
+
+def _erf_forward(x):
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, x.dtype)
+    _special.erf(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+_ERF = ops.defop("erf", _erf_forward,
+                 lambda c, g: (g * ops.exp(-(c.saved(0) * c.saved(0))) * (2 / math.sqrt(math.pi)),),
+                 save=(0,))
+
+
+def _im2col(x, kernel, stride, padding, dilation, out_hw):
+    """Rows of receptive fields: ``(N*OH*OW, C*KH*KW)`` from ``(N, C, H, W)``."""
+    return ops.apply(_IM2COL, [x], "Im2ColBackward0", kernel=kernel, stride=stride,
+                     padding=padding, dilation=dilation, out_hw=out_hw)
+
+
+def _erf(x):
+    return ops.apply(_ERF, [x], "ErfBackward0")
+
+
+# --- helpers --------------------------------------------------------------------------
+
+def _pair(v):
+    if isinstance(v, (tuple, list)):
+        if len(v) == 1:
+            return (int(v[0]),) * 2
+        return tuple(int(a) for a in v)
+    return (int(v), int(v))
+
+
+def _reduce(x, reduction):
+    if reduction == "mean":
+        return x.mean()
+    if reduction == "sum":
+        return x.sum()
+    if reduction == "none":
+        return x
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _check_reduction(reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _batched(input, name):
+    if input.ndim not in (3, 4):
+        raise RuntimeError(
+            f"Expected 3D (unbatched) or 4D (batched) input to {name}, but got input of size: "
+            f"{list(input.shape)}" if name == "conv2d" else
+            "non-empty 3D or 4D (batch mode) tensor expected for input")
+    return (ops.unsqueeze(input, 0), True) if input.ndim == 3 else (input, False)
+
+
+# --- activations ----------------------------------------------------------------------
+
+def gelu(input, approximate="none"):
+    """``x * Φ(x)`` with the exact normal CDF (``erf``), or its tanh approximation."""
+    if approximate == "none":
+        return input * 0.5 * (1.0 + _erf(input * (1 / math.sqrt(2))))
+    if approximate == "tanh":
+        inner = (input + 0.044715 * input * input * input) * math.sqrt(2 / math.pi)
+        return input * 0.5 * (1.0 + ops.tanh(inner))
+    raise RuntimeError("approximate argument must be either none or tanh.")
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
+
+    The mask comes from jitgrad's global generator, so ``manual_seed`` repeats it.
+    """
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    d = input.dtype.np
+    if p == 1.0:
+        mask = np.zeros(input.shape, d)
+    else:
+        keep = rand(input.shape, dtype=input.dtype)._data >= d.type(p)
+        mask = keep.astype(d) / d.type(1.0 - p)
+    mask = Tensor._make(mask)
+    return input.mul_(mask) if inplace else input * mask
+
+
+# --- linear and convolution -----------------------------------------------------------
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation over ``(N, C, H, W)`` (or unbatched ``(C, H, W)``) input.
+
+    ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (stride 1). Lowered to
+    im2col and one matmul per group.
+    """
+    x, unbatched = _batched(input, "conv2d")
+    n, c, h, w = x.shape
+    if weight.ndim != 4:
+        raise RuntimeError(f"weight should have 4 dimensions for conv2d, but got weight of "
+                           f"size {list(weight.shape)}")
+    o, cg, kh, kw = weight.shape
+    if cg * groups != c:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
+                           f"expected input{list(input.shape)} to have {cg * groups} channels, "
+                           f"but got {c} channels instead")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {o} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+    stride, dilation = _pair(stride), _pair(dilation)
+    if min(stride) <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    eff = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding, out_hw = (0, 0), ((h - eff[0]) // stride[0] + 1, (w - eff[1]) // stride[1] + 1)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            padding, out_hw = ((eff[0] - 1) // 2, (eff[1] - 1) // 2), (h, w)
+        else:
+            raise ValueError(f"Invalid padding string '{padding}', should be one of "
+                             "{'valid', 'same'}")
+    else:
+        padding = _pair(padding)
+        if min(padding) < 0:
+            raise RuntimeError("negative padding is not supported")
+        out_hw = ((h + 2 * padding[0] - eff[0]) // stride[0] + 1,
+                  (w + 2 * padding[1] - eff[1]) // stride[1] + 1)
+    if h + 2 * padding[0] < eff[0] or w + 2 * padding[1] < eff[1]:
+        raise RuntimeError(f"Calculated padded input size per channel: ({h + 2 * padding[0]} x "
+                           f"{w + 2 * padding[1]}). Kernel size: ({eff[0]} x {eff[1]}). Kernel "
+                           "size can't be greater than actual input size")
+    cols = _im2col(x, (kh, kw), stride, padding, dilation, out_hw)
+    w2 = ops.reshape(weight, (o, cg * kh * kw))
+    if groups == 1:
+        out = ops.mm(cols, ops.t(w2))
+    else:
+        k, og = cg * kh * kw, o // groups
+        out = ops.cat([ops.mm(cols[:, g * k:(g + 1) * k], ops.t(w2[g * og:(g + 1) * og]))
+                       for g in range(groups)], 1)
+    if bias is not None:
+        out = out + bias
+    out = ops.permute(ops.reshape(out, (n,) + out_hw + (o,)), (0, 3, 1, 2))
+    return ops.squeeze(out, 0) if unbatched else out
+
+
+# --- pooling --------------------------------------------------------------------------
+
+def _pool_args(kernel_size, stride, padding, dilation):
+    k = _pair(kernel_size)
+    s = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
+        else _pair(stride)
+    p, d = _pair(padding), _pair(dilation)
+    if min(s) <= 0:
+        raise RuntimeError("stride should be greater than zero, but got strideH: "
+                           f"{s[0]} strideW: {s[1]}")
+    if k[0] // 2 < p[0] or k[1] // 2 < p[1]:
+        raise RuntimeError(f"pad should be at most half of effective kernel size, but got "
+                           f"pad={p[0] if k[0] // 2 < p[0] else p[1]}, kernel_size="
+                           f"{k[0] if k[0] // 2 < p[0] else k[1]} and dilation="
+                           f"{d[0] if k[0] // 2 < p[0] else d[1]}")
+    return k, s, p, d
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    """PyTorch's ``pooling_output_shape``: a ceil-mode window must start inside the input."""
+    out = (size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _pool_shape(x, k, s, p, d, ceil_mode):
+    _, c, h, w = x.shape
+    oh, ow = _pool_out(h, k[0], s[0], p[0], d[0], ceil_mode), \
+        _pool_out(w, k[1], s[1], p[1], d[1], ceil_mode)
+    if oh < 1 or ow < 1:
+        raise RuntimeError(f"Given input size: ({c}x{h}x{w}). Calculated output size: "
+                           f"({c}x{oh}x{ow}). Output size is too small")
+    return oh, ow
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """The maximum of each window; ``return_indices`` adds each max's flat ``H*W`` position."""
+    x, unbatched = _batched(input, "max_pool2d")
+    k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
+    oh, ow = _pool_shape(x, k, s, p, d, ceil_mode)
+    n, c, h, w = x.shape
+    idx = np.empty((n, c, oh, ow), np.int64)
+    if idx.size:
+        _conv.max_pool2d_index(np.ascontiguousarray(x._data), *k, *s, *p, *d, idx)
+    out = ops.take(x, idx)
+    if unbatched:
+        out, idx = ops.squeeze(out, 0), idx[0]
+    if return_indices:
+        return out, Tensor._make(idx % (h * w))
+    return out
+
+
+def _avg_divisor(size, k, s, p, out, count_include_pad):
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """The mean of each window (zero padding counts unless ``count_include_pad=False``)."""
+    x, unbatched = _batched(input, "avg_pool2d")
+    k, s, p, _ = _pool_args(kernel_size, stride, padding, 1)
+    oh, ow = _pool_shape(x, k, s, p, (1, 1), ceil_mode)
+    n, c, h, w = x.shape
+    cols = _im2col(ops.reshape(x, (n * c, 1, h, w)), k, s, p, (1, 1), (oh, ow))
+    sums = ops.reshape(ops.sum(cols, 1), (n, c, oh, ow))
+    if divisor_override:
+        out = sums / float(divisor_override)
+    else:
+        div = np.outer(_avg_divisor(h, k[0], s[0], p[0], oh, count_include_pad),
+                       _avg_divisor(w, k[1], s[1], p[1], ow, count_include_pad))
+        out = sums / Tensor._make(div.astype(x.dtype.np))
+    return ops.squeeze(out, 0) if unbatched else out
+
+
+# --- normalisation and embedding --------------------------------------------------------
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing ``normalized_shape`` dims (biased variance), scale, shift."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) \
+        else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape or input.ndim < len(shape):
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, shape))}], but got input of size"
+                           f"{list(input.shape)}")
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    centred = input - ops.mean(input, dims, keepdim=True)
+    var = ops.mean(centred * centred, dims, keepdim=True)
+    out = centred * ops.rsqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """Rows of ``weight`` at the positions in ``input``; ``padding_idx``'s row gets no gradient."""
+    if input.dtype not in (dt.int64, dt.int32):
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
+                           "following scalar types: Long, Int; but got "
+                           f"{input.type()} instead (while checking arguments for embedding)")
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("jitgrad's embedding supports neither max_norm, "
+                                  "scale_grad_by_freq nor sparse")
+    rows, cols = weight.shape
+    idx = input._data.astype(np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= rows):
+        raise IndexError("index out of range in self")
+    if padding_idx is not None and weight.requires_grad and is_grad_enabled():
+        keep = np.ones((rows, 1), np.bool_)
+        keep[padding_idx] = False
+        weight = ops.where(Tensor._make(keep), weight, weight.detach())
+    return ops.take(weight, idx[..., None] * cols + np.arange(cols))
+
+
+# --- losses -----------------------------------------------------------------------------
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean (or sum, or none) of squared differences."""
+    if target.shape != input.shape:
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due "
+                      "to broadcasting. Please ensure they have the same size.", stacklevel=2)
+    _check_reduction(reduction)
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def _class_last(input, target):
+    """``input`` as ``(M, C)`` rows and ``target`` as ``(M,)``, checking shapes as PyTorch does."""
+    if input.ndim == 0:
+        raise ValueError("Expected 1 or more dimensions (got 0)")
+    if input.ndim == 1:
+        if target.ndim != 0:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        return ops.unsqueeze(input, 0), ops.reshape(target, (1,))
+    if target.ndim == 0 or input.shape[0] != target.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                         f"batch_size ({target.shape[0] if target.ndim else 0}).")
+    if input.ndim == 2:
+        if target.ndim != 1:
+            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
+        return input, target
+    expected = (input.shape[0],) + tuple(input.shape[2:])
+    if tuple(target.shape) != expected:
+        raise RuntimeError(f"Expected target size {list(expected)}, got {list(target.shape)}")
+    c = input.shape[1]
+    moved = ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,))
+    return ops.reshape(moved, (-1, c)), ops.reshape(target, (-1,))
+
+
+def _picked(logp, target, weight, ignore_index):
+    """``logp[i, target[i]]`` per row and each row's weight (0 where ignored)."""
+    if target.dtype is not dt.int64:
+        raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
+    m, c = logp.shape
+    t = target._data
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= c))
+    if bad.any():
+        raise IndexError(f"Target {t[bad][0]} is out of bounds.")
+    safe = np.where(valid, t, 0)
+    picked = ops.take(logp, np.arange(m) * c + safe)
+    if weight is None and valid.all():
+        return picked, None
+    w = valid.astype(logp.dtype.np)
+    if weight is not None:
+        w = w * weight._data[safe]
+    return picked, w
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of class indices ``target`` under log-probabilities ``input``.
+
+    ``mean`` divides by the summed weights of the rows not ignored.
+    """
+    _check_reduction(reduction)
+    rows, t = _class_last(input, target)
+    picked, w = _picked(rows, t, weight, ignore_index)
+    if w is None:
+        losses = -picked
+        return ops.reshape(losses, target.shape) if reduction == "none" else \
+            _reduce(losses, reduction)
+    losses = picked * Tensor._make(-w)
+    if reduction == "none":
+        return ops.reshape(losses, target.shape)
+    total = ops.sum(losses)
+    return total / Tensor._make(w.sum(dtype=w.dtype)) if reduction == "mean" else total
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    """``nll_loss(log_softmax(input, 1), target)``: softmax cross-entropy, computed stably.
+
+    ``target`` holds class indices, or class probabilities shaped like ``input``.
+    ``label_smoothing`` is supported without class ``weight``.
+    """
+    _check_reduction(reduction)
+    logp = ops.log_softmax(input, 0 if input.ndim == 1 else 1)
+    if target.dtype.is_floating_point:
+        if target.shape != input.shape:
+            raise RuntimeError("expected target dtype to be Long or Byte, but got "
+                               f"{ops._C_NAMES[target.dtype.name]}")
+        if label_smoothing:
+            target = target * (1 - label_smoothing) + label_smoothing / input.shape[
+                0 if input.ndim == 1 else 1]
+        per = logp * target
+        if weight is not None:
+            per = per * ops.reshape(weight, (-1,) + (1,) * (input.ndim - 2))
+        return _reduce(-ops.sum(per, 0 if input.ndim == 1 else 1), reduction)
+    if not label_smoothing:
+        return nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if weight is not None:
+        raise NotImplementedError("jitgrad's cross_entropy supports label_smoothing only "
+                                  "without class weights")
+    rows, t = _class_last(logp, target)
+    picked, w = _picked(rows, t, None, ignore_index)
+    eps, c = label_smoothing, rows.shape[1]
+    losses = -(picked * (1 - eps) + ops.sum(rows, 1) * (eps / c))
+    if w is not None:
+        losses = losses * Tensor._make(w)
+    if reduction == "none":
+        return ops.reshape(losses, target.shape)
+    total = ops.sum(losses)
+    if reduction == "sum":
+        return total
+    return total / float(t.numel() if w is None else w.sum())

@@ -1,0 +1,96 @@
+"""Convolution and pooling kernels over NCHW arrays.
+
+``im2col`` lays every receptive field of ``x`` out as one row, so a
+convolution becomes one BLAS matmul; ``col2im`` is its transpose (it adds
+each row back where it came from) and so serves as im2col's VJP, and im2col
+as col2im's. Positions outside the input (padding, or windows that
+``ceil_mode`` lets run past the edge) read as zero and are dropped on the way
+back. ``max_pool2d_index`` finds the flat input position of each window's
+maximum; gathering there gives the pooled values and scattering back gives
+the gradient.
+"""
+import numpy as np
+
+from .config import kernel
+
+
+@kernel
+def im2col(x, sh, sw, ph, pw, dh, dw, cols):
+    """cols[n, oy, ox, c, i, j] = x[n, c, oy*sh - ph + i*dh, ox*sw - pw + j*dw], 0 outside.
+
+    ``x`` is C-contiguous ``(N, C, H, W)``; ``cols`` is C-contiguous
+    ``(N, OH, OW, C, KH, KW)`` and fixes the output and kernel sizes.
+    """
+    N, C, H, W = x.shape
+    OH, OW, KH, KW = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    zero = x.dtype.type(0)
+    for n in range(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                for c in range(C):
+                    for i in range(KH):
+                        y = oy * sh - ph + i * dh
+                        for j in range(KW):
+                            xx = ox * sw - pw + j * dw
+                            if 0 <= y < H and 0 <= xx < W:
+                                cols[n, oy, ox, c, i, j] = x[n, c, y, xx]
+                            else:
+                                cols[n, oy, ox, c, i, j] = zero
+
+
+@kernel
+def col2im(cols, sh, sw, ph, pw, dh, dw, out):
+    """out[n, c, y, x] += cols[n, oy, ox, c, i, j] over the positions im2col read from.
+
+    ``out`` must start zeroed; overlapping windows accumulate.
+    """
+    N, C, H, W = out.shape
+    OH, OW, KH, KW = cols.shape[1], cols.shape[2], cols.shape[4], cols.shape[5]
+    for n in range(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                for c in range(C):
+                    for i in range(KH):
+                        y = oy * sh - ph + i * dh
+                        if y < 0 or y >= H:
+                            continue
+                        for j in range(KW):
+                            xx = ox * sw - pw + j * dw
+                            if 0 <= xx < W:
+                                out[n, c, y, xx] += cols[n, oy, ox, c, i, j]
+
+
+@kernel
+def max_pool2d_index(x, kh, kw, sh, sw, ph, pw, dh, dw, idx):
+    """idx[n, c, oy, ox] = flat position in ``x`` of its window's maximum.
+
+    The first maximum wins ties and a NaN wins over numbers, as in PyTorch;
+    padding never wins (it is -inf). ``x`` is C-contiguous ``(N, C, H, W)``,
+    ``idx`` int64 ``(N, C, OH, OW)``.
+    """
+    N, C, H, W = x.shape
+    OH, OW = idx.shape[2], idx.shape[3]
+    for n in range(N):
+        for c in range(C):
+            base = (n * C + c) * H * W
+            for oy in range(OH):
+                for ox in range(OW):
+                    best = -np.inf
+                    at = -1
+                    for i in range(kh):
+                        y = oy * sh - ph + i * dh
+                        if y < 0 or y >= H:
+                            continue
+                        for j in range(kw):
+                            xx = ox * sw - pw + j * dw
+                            if xx < 0 or xx >= W:
+                                continue
+                            v = x[n, c, y, xx]
+                            if at < 0 or v > best or v != v:
+                                best = v
+                                at = y * W + xx
+                                if v != v:
+                                    break
+                        if best != best:
+                            break
+                    idx[n, c, oy, ox] = base + at
