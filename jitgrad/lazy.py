@@ -29,7 +29,7 @@ MAX_DEPTH = 2000  # a pending chain this deep realizes by itself (bounded memory
 _pending = []     # weakrefs to pending tensors, so writes can flush them first
 
 _stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
-          "eager_fallbacks": 0, "tier": "interpreter"}
+          "eager_fallbacks": 0}
 
 
 def set_mode(mode):
@@ -54,14 +54,17 @@ def jit_stats():
 
     ``programs``/``instructions``: Programs run by the interpreter and their
     instructions; ``lowerings``: graphs lowered to new Programs; ``cache_hits``:
-    realizations that reused one; ``compiles``/``disk_cache_loads``: Numba
-    kernels compiled in this process versus loaded from the disk cache.
+    realizations that reused one; ``eager_fallbacks``: ops lazy mode ran
+    eagerly (integer results, mixed float dtypes); ``tier``: what runs ops now;
+    ``compiles``/``disk_cache_loads``: Numba kernels compiled in this process
+    versus loaded from the disk cache.
     """
     compiles = loads = 0
     for dispatcher in _kernel_dispatchers():
         compiles += sum(dispatcher.stats.cache_misses.values())
         loads += sum(dispatcher.stats.cache_hits.values())
     return dict(_stats, programs_cached=len(_cache) + len(_train_cache), mode=get_mode(),
+                tier="interpreter" if _STATE["lazy"] else "eager kernels",
                 compiles=compiles, disk_cache_loads=loads)
 
 

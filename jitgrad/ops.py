@@ -115,7 +115,11 @@ def _reduce_meta(metas, dims, keepdim, dtype=None, **attrs):
 def apply(op, inputs, grad_fn_name, **attrs):
     """Run ``op`` on tensors ``inputs`` (or record it, in lazy mode) and record it for
     autograd when needed."""
-    outs = _lazy.record(op, inputs, attrs) if _lazy._STATE["lazy"] else None
+    outs = None
+    if _lazy._STATE["lazy"]:
+        outs = _lazy.record(op, inputs, attrs)
+        if outs is None:
+            _lazy._stats["eager_fallbacks"] += 1
     if outs is None:
         datas = op.forward(*[t._data for t in inputs], **attrs)
         outs = [Tensor._make(d) for d in (datas if op.multi else (datas,))]
