@@ -15,6 +15,7 @@ as in eager mode, and any op the interpreter does not cover runs eagerly on
 realized inputs.
 """
 import os
+import sys
 import weakref
 
 import numpy as np
@@ -307,10 +308,19 @@ class Program:
         self.index_specs = index_specs
         self.arena_size, self.input_slots, self.node_slots = arena_size, input_slots, node_slots
         self.fdtype = fdtype
+        self._last = None
 
     def execute(self, values, indices):
-        """Run on input arrays ``values`` and index arrays; returns the arena."""
-        arena = np.empty(self.arena_size, self.fdtype)
+        """Run on input arrays ``values`` and index arrays; returns the arena.
+
+        The last run's arena is reused when nothing references it any more (its
+        values were views, now dropped): a fresh large allocation each step would
+        pay the kernel's page faults again.
+        """
+        arena = self._last
+        if arena is None or sys.getrefcount(arena) > 3:  # ours, the local, the call
+            arena = np.empty(self.arena_size, self.fdtype)
+            self._last = arena
         scalars = self.scalars.copy()
         for (kind, off, n), v in zip(self.input_slots, values):
             if kind == 1:   # a 0-d input: its value goes through the scalar table
