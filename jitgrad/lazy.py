@@ -148,6 +148,8 @@ def record(op, inputs, attrs):
             p.shares = op.name != "view" or bool(np.may_share_memory(layouts[i], src))
         outs.append(t)
         _pending.append(weakref.ref(t))
+    if len(_pending) > _PENDING_BOUND:
+        _prune_pending()
     if depth >= MAX_DEPTH:
         realize(*outs)
     return outs
@@ -180,6 +182,18 @@ def _operands(inputs, attrs):
     """Every tensor a node reads: its inputs and tensor-valued attributes (``where``'s cond)."""
     cond = attrs.get("cond")
     return inputs if cond is None else list(inputs) + [cond]
+
+
+_PENDING_BOUND = 4096
+
+
+def _prune_pending():
+    """Forget pending-tensor entries that died or were realized (keeps ``_pending`` small
+    in loops that never write in place, so nothing ever flushes)."""
+    global _PENDING_BOUND
+    alive = [r for r in _pending if (t := r()) is not None and t._value is None]
+    _pending[:] = alive
+    _PENDING_BOUND = max(4096, 2 * len(alive))
 
 
 def flush():

@@ -239,3 +239,10 @@ def test_warm_cache_process_compiles_nothing(tmp_path):
     second = run()
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip() == "0"
+
+
+def test_pending_bookkeeping_stays_bounded(lazy_mode):
+    x = jg.ones(4)
+    for _ in range(20_000):
+        (x + 1).sum().item()
+    assert len(lazy._pending) <= 2 * lazy._PENDING_BOUND

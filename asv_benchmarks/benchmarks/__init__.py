@@ -1,0 +1,1 @@
+"""jitgrad's airspeed-velocity benchmarks (see ../README.md)."""

@@ -1,0 +1,73 @@
+"""What the benchmark modules share: the DESIGN.md workloads, mode switching, JIT warm-up.
+
+asv imports this package from ``asv_benchmarks/benchmarks`` and jitgrad from the
+environment it built, so ``workloads.py`` (one folder up, shared with
+``compare.py``) is put on ``sys.path`` here.
+"""
+import os
+import sys
+
+import jitgrad as jg
+
+WORKLOADS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if WORKLOADS_DIR not in sys.path:
+    sys.path.insert(0, WORKLOADS_DIR)
+
+from workloads import WORKLOADS  # noqa: E402
+
+MODES = ["lazy", "eager"]
+
+
+def use_mode(mode):
+    """Switch to ``mode`` after flushing what lazy mode still holds.
+
+    Passing through eager mode realizes pending tensors and empties lazy mode's
+    list of them, which otherwise grows by one entry per unrealized op.
+    """
+    jg.set_mode("eager")
+    jg.set_mode(mode)
+
+
+def jit_counts():
+    """The ``jit_stats()`` counters that say whether the JIT is still doing first-time work."""
+    s = jg.jit_stats()
+    return s["compiles"], s["lowerings"]
+
+
+def warm(fn, min_calls=3, max_calls=50):
+    """Call ``fn`` until two calls in a row neither compile a kernel nor lower a Program.
+
+    Stops after ``max_calls`` regardless: a cache that never settles then shows
+    in the ``track_*`` benchmarks instead of failing every timing.
+    """
+    quiet = 0
+    for calls in range(1, max_calls + 1):
+        before = jit_counts()
+        fn()
+        quiet = quiet + 1 if jit_counts() == before else 0
+        if quiet >= 2 and calls >= min_calls:
+            break
+    return fn
+
+
+_built = {}
+
+
+def built(key, make):
+    """``make()``, once per benchmark process: asv may re-run ``setup`` before every call.
+
+    A ``NotImplementedError`` becomes a ``RuntimeError``: raised in ``setup``,
+    asv would take it to mean "skip this benchmark" and report success.
+    """
+    if key not in _built:
+        try:
+            _built[key] = make()
+        except NotImplementedError as e:
+            raise RuntimeError(f"jitgrad does not implement what {key} needs: {e}") from e
+    return _built[key]
+
+
+def workload_step(name, mode):
+    """Workload ``name``'s training step in ``mode``, built in that mode and warmed."""
+    use_mode(mode)
+    return built((name, mode), lambda: warm(WORKLOADS[name](jg)))

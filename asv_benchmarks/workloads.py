@@ -1,0 +1,93 @@
+"""The performance workloads of DESIGN.md, written once for any PyTorch-like library.
+
+Each ``make_*`` takes the library module (``torch`` or ``jitgrad``) and returns a
+``step()`` that runs one training step (or forward and backward) and ends by
+reading the loss with ``.item()``, as a training loop would.
+"""
+
+
+def make_w1(lib):
+    """MLP 16-32-32-1, batch 32, tanh, MSE loss, SGD."""
+    nn = lib.nn
+    lib.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                          nn.Linear(32, 1))
+    opt = lib.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = nn.MSELoss()
+    x, y = lib.randn(32, 16), lib.randn(32, 1)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def _classifier_step(lib, sizes, batch, optimizer):
+    nn = lib.nn
+    lib.manual_seed(0)
+    layers = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
+    opt = optimizer(model.parameters())
+    loss_fn = nn.CrossEntropyLoss()
+    x = lib.randn(batch, sizes[0])
+    y = lib.randint(0, sizes[-1], (batch,))
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+def make_w2(lib):
+    """MLP 64-128-128-10, batch 64, ReLU, cross-entropy, SGD."""
+    return _classifier_step(lib, (64, 128, 128, 10), 64,
+                            lambda p: lib.optim.SGD(p, lr=0.01))
+
+
+def make_w3(lib):
+    """MLP 784-512-512-10, batch 256, ReLU, cross-entropy, Adam."""
+    return _classifier_step(lib, (784, 512, 512, 10), 256,
+                            lambda p: lib.optim.Adam(p, lr=1e-3))
+
+
+def make_w4(lib, n=1_000_000):
+    """sum(tanh(x * a + b) * c) over 1e6 elements, forward and backward."""
+    lib.manual_seed(0)
+    x = lib.randn(n)
+    a, b, c = (lib.randn(n, requires_grad=True) for _ in range(3))
+
+    def step():
+        for p in (a, b, c):
+            p.grad = None
+        loss = ((x * a + b).tanh() * c).sum()
+        loss.backward()
+        return loss.item()
+    return step
+
+
+def make_w5(lib, length=100):
+    """A chain of 100 tiny ops on 8-element tensors, forward and backward."""
+    lib.manual_seed(0)
+    x = lib.randn(8, requires_grad=True)
+    w = lib.randn(8)
+
+    def step():
+        x.grad = None
+        h = x
+        for i in range(length // 4):
+            h = ((h * w).tanh() + 0.5) * 0.9 - 0.1
+        loss = h.sum()
+        loss.backward()
+        return loss.item()
+    return step
+
+
+WORKLOADS = {"W1": make_w1, "W2": make_w2, "W3": make_w3, "W4": make_w4, "W5": make_w5}
