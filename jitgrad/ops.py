@@ -98,7 +98,7 @@ def _cast_meta(metas, dtype, **attrs):
 
 
 def _broadcast_meta(metas, dtype, **attrs):
-    return [(_broadcast_shape(*[m[0] for m in metas]), dtype)]
+    return [(_broadcast_shape(metas[0][0], metas[1][0]), dtype)]
 
 
 def _compare_meta(metas, dtype, **attrs):
@@ -174,9 +174,16 @@ def _check_operand(x, what="other"):
 
 
 def _broadcast_shape(*shapes):
-    first = shapes[0]
-    if builtins.all(s == first for s in shapes):
-        return tuple(first)
+    if len(shapes) == 2:  # the common cases first: equal shapes, or a scalar operand
+        a, b = shapes
+        if a == b or not b:
+            return tuple(a)
+        if not a:
+            return tuple(b)
+    else:
+        first = shapes[0]
+        if builtins.all(s == first for s in shapes):
+            return tuple(first)
     ndim = builtins.max(len(s) for s in shapes)
     out = []
     for i in range(-1, -ndim - 1, -1):  # from the right, as PyTorch reports mismatches
