@@ -168,11 +168,6 @@ def _layout(t):
     return p.layout if p.layout is not None else fake_array(p.shape, p.dtype)
 
 
-def shares_storage(t):
-    """Whether pending view ``t`` will alias its input once realized."""
-    return t._lazy.shares
-
-
 def alias(t):
     """A pending tensor that takes ``t``'s value (for ``detach``, ``.data``, saved outputs)."""
     return record(ALIAS, [t], {})[0]
@@ -674,7 +669,7 @@ def _lower_logsumexp(lw, t, p):
     dims = p.attrs["dims"]
     keep = tuple(1 if i in dims else s for i, s in enumerate(shape))
     m = lw.reduce(rd.MAX, off, shape, dims)
-    lw.elementwise(I.UNARY, FINITE_OR_ZERO, m, keep, [(m, keep, None)])
+    lw.elementwise(I.UNARY, ew.FINITE_OR_ZERO, m, keep, [(m, keep, None)])
     shifted = lw.alloc(np.prod(shape))
     lw.elementwise(I.BINARY, ew.SUB, shifted, shape, [(off, shape, None), (m, keep, None)])
     lw.elementwise(I.UNARY, ew.EXP, shifted, shape, [(shifted, shape, None)])
@@ -822,8 +817,6 @@ def _lower_index_put(lw, t, p):
     lw.row(I.SCATTER, k, out, vals, xo, dims=(n, total, 1, 1))
     return out
 
-
-FINITE_OR_ZERO = ew.FINITE_OR_ZERO
 
 LOWER = {
     "neg": _ew_unary(ew.NEG), "exp": _ew_unary(ew.EXP), "log": _ew_unary(ew.LOG),

@@ -146,7 +146,7 @@ def _link_views(op, src, outs, name, attrs, multi):
     prev = src._view_fn
     for i, o in enumerate(outs):
         if o._value is None:
-            if not _lazy.shares_storage(o):
+            if not o._lazy.shares:  # a pending view: does it alias its input once realized?
                 continue
         elif src._value is None or not np.may_share_memory(o._value, src._value):
             continue

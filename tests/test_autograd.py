@@ -1219,3 +1219,18 @@ def test_failed_inplace_keeps_graph_usable():
     assert type(y.grad_fn).__name__ == "MulBackward0" and ver(y) == 0
     (y * y).sum().backward()
     assert_close(x.grad, [8.0, 16.0])
+
+
+def test_anomaly_detection_names_the_function_that_made_nan():
+    x = jg.tensor([0.0, 1.0], requires_grad=True)
+    with pytest.warns(UserWarning, match="Anomaly Detection has been enabled"):
+        mode = jg.autograd.detect_anomaly()
+    with mode:
+        y = x.sqrt() * 0  # d sqrt at 0 is inf; times 0 is NaN
+        with pytest.raises(RuntimeError, match=r"Function 'SqrtBackward0' returned nan values "
+                                               r"in its 0th output\."):
+            y.sum().backward()
+    assert not jg.autograd.is_anomaly_enabled()
+    x.grad = None
+    (x.sqrt() * 0).sum().backward()  # outside the mode: NaN passes silently, as in PyTorch
+    assert np.isnan(x.grad.numpy()[0])

@@ -8,6 +8,7 @@ outputs are summed in a buffer until the node runs.
 import numpy as np
 
 from .grad_mode import no_grad, set_grad_enabled
+from .anomaly_mode import check_grads, is_anomaly_enabled
 from .graph import AccumulateGrad
 from ..lazy import is_lazy, train_step
 
@@ -79,7 +80,8 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
     if retain_graph is None:
         retain_graph = create_graph
     recorder = None
-    if accumulate and inputs is None and not create_graph and len(outputs) == 1 and is_lazy():
+    if (accumulate and inputs is None and not create_graph and len(outputs) == 1 and is_lazy()
+            and not is_anomaly_enabled()):
         recorder = train_step(outputs[0], grads[0], retain_graph)
         if recorder is True:
             return None
@@ -131,6 +133,7 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
                     leaf_grads.append((node.variable, buf[0]))
                 continue
             in_grads = node.apply(buf)
+            check_grads(node, in_grads)
             if node._hooks:
                 for hook in node._hooks:
                     result = hook(tuple(in_grads), tuple(buf))
