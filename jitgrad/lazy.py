@@ -124,23 +124,25 @@ def record(op, inputs, attrs):
     kind = None
     depth = 1
     for t in _operands(inputs, attrs):
-        p = t._lazy
-        if t._value is None:
+        v = t._value
+        if v is None:
+            p = t._lazy
             d = p.dtype
             if p.depth >= depth:
                 depth = p.depth + 1
         else:
-            d = t._value.dtype
-        if d is not _BOOL:
-            if d is not kind and d not in _FLOATS or (kind is not None and d != kind):
+            d = v.dtype
+        if d is not kind and d is not _BOOL:
+            if kind is not None or d not in _FLOATS:
                 return None
             kind = d
     outs = []
-    make = _tensor.Tensor._make
+    make = _Tensor_make
     for i, (shape, dtype) in enumerate(metas):
-        dtype = np.dtype(dtype)
-        if dtype is not _BOOL and (dtype not in _FLOATS or (kind is not None and dtype != kind)):
-            return None
+        if dtype is not kind:
+            dtype = np.dtype(dtype)
+            if dtype is not _BOOL and (dtype not in _FLOATS or (kind is not None and dtype != kind)):
+                return None
         t = make(None)
         t._lazy = p = Pending(op, inputs, attrs, i, tuple(shape), dtype, depth)
         if layouts is not None:
@@ -767,26 +769,22 @@ def _lower_index(lw, t, p):
     return _lower_view(lw, t, p)
 
 
-def _lower_gather_index(lw, t, p):
-    (x,) = p.inputs
-    off, shape = lw.operand(x)
-    out = lw.new_out(t)
-    n = int(np.prod(p.shape, dtype=np.int64))
-    k = lw.indices("key", shape, n)
-    if n:
-        lw.row(I.GATHER, k, out, off, dims=(n, 1, 1, 1))
-    return out
+def _lower_gather(kind):
+    """out = x.flat[positions]: from an index ``key`` over x's shape, or a raw ``idx``."""
+    def lower(lw, t, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        out = lw.new_out(t)
+        n = int(np.prod(p.shape, dtype=np.int64))
+        k = lw.indices(kind, shape if kind == "key" else None, n)
+        if n:
+            lw.row(I.GATHER, k, out, off, dims=(n, 1, 1, 1))
+        return out
+    return lower
 
 
-def _lower_take(lw, t, p):
-    (x,) = p.inputs
-    off, _ = lw.operand(x)
-    out = lw.new_out(t)
-    n = int(np.prod(p.shape, dtype=np.int64))
-    k = lw.indices("idx", None, n)
-    if n:
-        lw.row(I.GATHER, k, out, off, dims=(n, 1, 1, 1))
-    return out
+_lower_gather_index = _lower_gather("key")
+_lower_take = _lower_gather("idx")
 
 
 def _lower_index_add(lw, t, p):
@@ -854,6 +852,7 @@ from .ops import defop as _defop, fake_array  # noqa: E402  (ops imports this mo
 from . import tensor as _tensor  # noqa: E402
 
 _tensor._realize = realize  # Tensor._data realizes through this without an import per access
+_Tensor_make = _tensor.Tensor._make
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
                meta=lambda metas: [metas[0]])

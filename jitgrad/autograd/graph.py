@@ -109,9 +109,16 @@ class Node:
     def __init__(self, op, attrs, inputs, n_outputs=1):
         self.op = op
         self.attrs = attrs
-        self.next_functions = tuple([_edge(t) for t in inputs])
-        # shape and numpy dtype of each input, for unbroadcasting and casting grads back
-        self._inputs_meta = tuple([(t._shape, t._npdtype) for t in inputs])
+        edges, meta = [], []
+        for t in inputs:
+            fn = t.grad_fn
+            edges.append((fn, t._output_nr) if fn is not None else
+                         ((t._grad_accumulator(), 0) if t._requires_grad else (None, 0)))
+            v = t._value
+            # shape and numpy dtype of each input, for unbroadcasting and casting grads back
+            meta.append((v.shape, v.dtype) if v is not None else (t._lazy.shape, t._lazy.dtype))
+        self.next_functions = tuple(edges)
+        self._inputs_meta = tuple(meta)
         self._n_outputs = n_outputs
         self._saved = {}
         self._seq = next(_counter)

@@ -12,7 +12,29 @@ def _index(idx, n):
     return i % n
 
 
-class Sequential(Module):
+class _Ordered(Module):
+    """What Sequential and ModuleList share: length, iteration, deletion, append."""
+
+    def __delitem__(self, idx):
+        keys = list(self._modules)
+        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self))]]):
+            del self._modules[key]
+        # renumber, as PyTorch does, so keys stay "0".."n-1"
+        self.__dict__["_modules"] = dict(
+            (str(i), m) for i, m in enumerate(self._modules.values()))
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class Sequential(_Ordered):
     """Runs its children in order, each on the previous one's output.
 
     ``Sequential(a, b, c)`` names them ``"0"``, ``"1"``, ``"2"``;
@@ -42,26 +64,8 @@ class Sequential(Module):
         key = list(self._modules)[_index(idx, len(self))]
         setattr(self, key, module)
 
-    def __delitem__(self, idx):
-        keys = list(self._modules)
-        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self))]]):
-            del self._modules[key]
-        # renumber, as PyTorch does, so keys stay "0".."n-1"
-        self.__dict__["_modules"] = dict(
-            (str(i), m) for i, m in enumerate(self._modules.values()))
 
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
-
-
-class ModuleList(Module):
+class ModuleList(_Ordered):
     """A list of modules whose parameters the parent module sees ("0", "1", ...)."""
 
     def __init__(self, modules=None):
@@ -77,25 +81,8 @@ class ModuleList(Module):
     def __setitem__(self, idx, module):
         setattr(self, str(_index(idx, len(self))), module)
 
-    def __delitem__(self, idx):
-        keys = list(self._modules)
-        for key in (keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self))]]):
-            del self._modules[key]
-        self.__dict__["_modules"] = dict(
-            (str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __iadd__(self, modules):
         return self.extend(modules)
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self
 
     def extend(self, modules):
         for module in modules:
