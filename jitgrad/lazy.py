@@ -206,29 +206,37 @@ def flush():
 # --- realization ------------------------------------------------------------------
 
 def _collect(targets):
-    """Pending nodes behind ``targets`` in dependency order, and the realized inputs they read.
+    """Pending nodes behind ``targets`` in dependency order, the realized inputs they read,
+    and the graph's signature, in one walk.
 
-    Returns ``(order, inputs, where)``; ``where`` maps the id of every tensor met
-    to ``("n", position in order)`` or ``("i", position in inputs)``. Two tensor
-    objects over one pending computation (a saved output re-wrapped for the
-    backward pass) are one node.
+    Returns ``(order, inputs, where, signature)``; ``where`` maps the id of every
+    tensor met to ``("n", position in order)`` or ``("i", position in inputs)``.
+    Two tensor objects over one pending computation (a saved output re-wrapped
+    for the backward pass) are one node. The signature names each node's op,
+    output index, wiring, attributes, shape and dtype, and each input's shape and
+    dtype: equal signatures lower to the same Program.
     """
-    order, inputs, where, nodes = [], [], {}, {}
+    order, inputs, where, nodes, sig = [], [], {}, {}, []
     stack = [(t, False) for t in reversed(targets)]
     while stack:
         t, done = stack.pop()
+        p = t._lazy
         if done:
-            nodes[id(t._lazy)] = ("n", len(order))
+            operands = _operands(p.inputs, p.attrs)
+            nodes[id(p)] = where[id(t)] = ("n", len(order))
             order.append(t)
+            sig.append((p.op.name, p.index, tuple([where[id(u)] for u in operands]),
+                        _attrs_key(p), p.shape, p.dtype.str))
             continue
         if id(t) in where:
             continue
-        p = t._lazy
         if t._value is None and p.value is not None:  # computed through a twin already
             t._value, t._lazy = p.value, None
-        if t._value is not None:
+        v = t._value
+        if v is not None:
             where[id(t)] = ("i", len(inputs))
             inputs.append(t)
+            sig.append((v.shape, v.dtype.str))
             continue
         if id(p) in nodes:
             where[id(t)] = nodes[id(p)]
@@ -239,9 +247,7 @@ def _collect(targets):
         for u in reversed(_operands(p.inputs, p.attrs)):
             if id(u) not in where:
                 stack.append((u, False))
-    for i, t in enumerate(order):
-        where[id(t)] = ("n", i)
-    return order, inputs, where
+    return order, inputs, where, tuple(sig)
 
 
 def _attr_key(v):
@@ -258,15 +264,8 @@ def _attr_key(v):
     return v
 
 
-def _signature(order, inputs, where):
-    nodes = []
-    for t in order:
-        p = t._lazy
-        wires = tuple(where[id(u)] for u in _operands(p.inputs, p.attrs))
-        attrs = tuple((k, _attr_key(v)) for k, v in p.attrs.items())
-        nodes.append((p.op.name, p.index, wires, attrs, p.shape, p.dtype.str))
-    ins = tuple((t._value.shape, t._value.dtype.str, t._value.ndim == 0) for t in inputs)
-    return (tuple(nodes), ins)
+def _attrs_key(p):
+    return tuple([(k, _attr_key(v)) for k, v in p.attrs.items()])
 
 
 def realize(*tensors):
@@ -280,9 +279,9 @@ def realize(*tensors):
                 targets.append(t)
     if not targets:
         return
-    order, inputs, where = _collect(targets)
+    order, inputs, where, graph_sig = _collect(targets)
     fdtype = _program_dtype(order, inputs)
-    sig = (fdtype.str, _signature(order, inputs, where))
+    sig = (fdtype.str, graph_sig)
     program = _cache.get(sig)
     if program is None:
         _stats["lowerings"] += 1
@@ -876,7 +875,7 @@ def train_step(root, seed, retain_graph):
     when the graph is not eligible (hooks, realized non-leaf tensors inside, ...)."""
     if root._value is not None:
         return None
-    order, inputs, where = _collect([root])
+    order, inputs, where, graph_sig = _collect([root])
     for t in order:
         n = t.grad_fn
         if n is not None and (n._hooks or n._pre_hooks or n._watchers):
@@ -886,7 +885,7 @@ def train_step(root, seed, retain_graph):
             return None
     fdtype = _program_dtype(order, inputs)
     # which nodes carry a grad_fn (no_grad sections, detach) shapes the backward graph
-    sig = (fdtype.str, _signature(order, inputs, where),
+    sig = (fdtype.str, graph_sig,
            tuple(t._requires_grad for t in inputs), tuple(t.grad_fn is not None for t in order),
            seed._value.dtype.str)
     entry = _train_cache.get(sig)
@@ -911,7 +910,7 @@ class _Recorder:
 
     def register(self, leaf_grads):
         targets = [g for _, g in leaf_grads if g._value is None] + self.order
-        c_order, c_inputs, c_where = _collect(targets)
+        c_order, c_inputs, c_where, _ = _collect(targets)
         _stats["lowerings"] += 1
         grad_nodes = [g for _, g in leaf_grads if g._value is None]
         program = Lowering(c_order, c_inputs, c_where, self.fdtype, grad_nodes).program()
