@@ -6,12 +6,16 @@ reading the loss with ``.item()``, as a training loop would.
 """
 
 
-def make_w1(lib):
+def _same(fn):
+    return fn
+
+
+def make_w1(lib, compile=_same):
     """MLP 16-32-32-1, batch 32, tanh, MSE loss, SGD."""
     nn = lib.nn
     lib.manual_seed(0)
-    model = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
-                          nn.Linear(32, 1))
+    model = compile(nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                                  nn.Linear(32, 1)))
     opt = lib.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = nn.MSELoss()
     x, y = lib.randn(32, 16), lib.randn(32, 1)
@@ -25,7 +29,7 @@ def make_w1(lib):
     return step
 
 
-def _classifier_step(lib, sizes, batch, optimizer):
+def _classifier_step(lib, sizes, batch, optimizer, compile):
     nn = lib.nn
     lib.manual_seed(0)
     layers = []
@@ -33,6 +37,7 @@ def _classifier_step(lib, sizes, batch, optimizer):
         layers += [nn.Linear(a, b), nn.ReLU()]
     model = nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
     opt = optimizer(model.parameters())
+    model = compile(model)
     loss_fn = nn.CrossEntropyLoss()
     x = lib.randn(batch, sizes[0])
     y = lib.randint(0, sizes[-1], (batch,))
@@ -46,45 +51,51 @@ def _classifier_step(lib, sizes, batch, optimizer):
     return step
 
 
-def make_w2(lib):
+def make_w2(lib, compile=_same):
     """MLP 64-128-128-10, batch 64, ReLU, cross-entropy, SGD."""
     return _classifier_step(lib, (64, 128, 128, 10), 64,
-                            lambda p: lib.optim.SGD(p, lr=0.01))
+                            lambda p: lib.optim.SGD(p, lr=0.01), compile)
 
 
-def make_w3(lib):
+def make_w3(lib, compile=_same):
     """MLP 784-512-512-10, batch 256, ReLU, cross-entropy, Adam."""
     return _classifier_step(lib, (784, 512, 512, 10), 256,
-                            lambda p: lib.optim.Adam(p, lr=1e-3))
+                            lambda p: lib.optim.Adam(p, lr=1e-3), compile)
 
 
-def make_w4(lib, n=1_000_000):
+def make_w4(lib, n=1_000_000, compile=_same):
     """sum(tanh(x * a + b) * c) over 1e6 elements, forward and backward."""
     lib.manual_seed(0)
     x = lib.randn(n)
     a, b, c = (lib.randn(n, requires_grad=True) for _ in range(3))
 
+    forward = compile(lambda x, a, b, c: ((x * a + b).tanh() * c).sum())
+
     def step():
         for p in (a, b, c):
             p.grad = None
-        loss = ((x * a + b).tanh() * c).sum()
+        loss = forward(x, a, b, c)
         loss.backward()
         return loss.item()
     return step
 
 
-def make_w5(lib, length=100):
+def make_w5(lib, length=100, compile=_same):
     """A chain of 100 tiny ops on 8-element tensors, forward and backward."""
     lib.manual_seed(0)
     x = lib.randn(8, requires_grad=True)
     w = lib.randn(8)
 
-    def step():
-        x.grad = None
+    def chain(x, w):
         h = x
         for i in range(length // 4):
             h = ((h * w).tanh() + 0.5) * 0.9 - 0.1
-        loss = h.sum()
+        return h.sum()
+    forward = compile(chain)
+
+    def step():
+        x.grad = None
+        loss = forward(x, w)
         loss.backward()
         return loss.item()
     return step
