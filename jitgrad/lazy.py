@@ -867,6 +867,7 @@ ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
 # forward's inputs, run one native call, hand out values and gradients.
 
 _train_cache = {}
+_accumulate_leaf = None  # set by jitgrad.autograd.engine (which imports this module)
 
 
 def train_step(root, seed, retain_graph):
@@ -966,7 +967,6 @@ class _TrainEntry:
         self.fwd_nodes, self.grads = fwd_nodes, grads
 
     def run(self, order, inputs, seed, retain_graph):
-        from .autograd.engine import _accumulate_leaf
         values = [inputs[k]._value if kind == "fwd" else (seed._value if kind == "seed" else k)
                   for kind, k in self.input_specs]
         indices = [_index_array(order[k]._lazy.attrs, kind, shape) if src == "fwd" else k

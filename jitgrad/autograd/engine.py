@@ -10,7 +10,9 @@ import numpy as np
 from .grad_mode import no_grad, set_grad_enabled
 from .anomaly_mode import check_grads, is_anomaly_enabled
 from .graph import AccumulateGrad
+from .. import lazy as _lazy
 from ..lazy import is_lazy, train_step
+from ..tensor import Tensor
 
 
 def _collect(roots):
@@ -40,13 +42,13 @@ def _run_hooks(hooks, grad):
 
 
 def _make_grads(outputs, grad_outputs):
-    from ..tensor import Tensor, ones_like
     grads = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if g is None:
             if out._requires_grad and out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            g = ones_like(out)
+            grads.append(Tensor._make(np.ones(out._shape, out._npdtype)))
+            continue
         elif not isinstance(g, Tensor):
             g = Tensor._make(np.array(g, dtype=out.dtype.np))
         if g.shape != out.shape:
@@ -59,7 +61,6 @@ def _make_grads(outputs, grad_outputs):
 
 
 def _as_tuple(x):
-    from ..tensor import Tensor
     if x is None:
         return ()
     return (x,) if isinstance(x, Tensor) else tuple(x)
@@ -185,7 +186,6 @@ def _prune(nodes, target_nodes):
 
 
 def _accumulated(old, g, create_graph):
-    from ..tensor import Tensor
     if old is None:
         return g if create_graph else Tensor._make(np.array(g._data, copy=True))
     if create_graph:
@@ -198,14 +198,14 @@ def _accumulated(old, g, create_graph):
 
 def _accumulate_leaf(leaf, g, create_graph, owned=False):
     """Add ``g`` into ``leaf.grad``; ``owned`` means nobody else holds ``g``'s array."""
-    g = _run_hooks(leaf._hooks, g)
-    if g.shape != leaf.shape:
+    if leaf._hooks:
+        g = _run_hooks(leaf._hooks, g)
+    if g._shape != leaf._shape:
         from ..ops import sum_to_size
         g = sum_to_size(g, leaf.shape)
     home = leaf.__dict__.get("_grad_home")
     if leaf._grad is None and home is not None and not create_graph:
         # an optimizer keeps this leaf's gradient in its arena: write it there
-        from ..tensor import Tensor
         np.copyto(home, g._data, casting="unsafe")
         leaf._grad = Tensor._make(home)
         return
@@ -239,3 +239,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         from ..tensor import zeros_like
         result = tuple(zeros_like(t) if g is None else g for t, g in zip(inputs, result))
     return result
+
+
+_lazy._accumulate_leaf = _accumulate_leaf  # cached training steps hand gradients out through it
