@@ -189,9 +189,9 @@ def index_put(x, idx, values):
 
 def softmax(x, dim, log):
     y = contiguous(x)
-    shape = y.shape
+    shape = y.shape or (1,)  # a 0-d tensor is one row of one element
     a, r, b = int(np.prod(shape[:dim])), shape[dim], int(np.prod(shape[dim + 1:]))
-    out = _empty(shape, x.dtype)
+    out = _empty(x.shape, x.dtype)
     if out.size:
         nn.softmax(y.reshape(a, r, b), out.reshape(a, r, b), log)
     return out

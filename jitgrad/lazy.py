@@ -685,6 +685,7 @@ def _lower_softmax(log):
     def lower(lw, t, p):
         (x,) = p.inputs
         off, shape = lw.operand(x)
+        shape = shape or (1,)  # a 0-d tensor is one row of one element
         d = p.attrs["dim"]
         a = int(np.prod(shape[:d], dtype=np.int64))
         b = int(np.prod(shape[d + 1:], dtype=np.int64))

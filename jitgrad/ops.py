@@ -1609,7 +1609,10 @@ def index_select(input, dim, index):
     if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.kind != 1:
         raise IndexError("index_select(): Expected a 1-D int64 or int32 index tensor")
     key, _ = _normalise_key((slice(None),) * d + (index,), input.ndim)
-    _run_index(lambda: fake_array(input.shape, input._npdtype, (0,) * input.ndim)[key])
+    n = input.shape[d] if input.ndim else 1
+    idx = index._data
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError("index out of range in self")
     return apply(_INDEX, [input], "IndexSelectBackward0", key=key)
 
 
@@ -1633,9 +1636,6 @@ def _softmax(op, input, dim, dtype, name, kernel):
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
         raise _not_implemented(kernel, input.dtype)
-    if input.ndim == 0:
-        return apply(op, [reshape(input, (1,))], f"{name[0].upper()}{name[1:]}Backward0",
-                     dim=0).reshape(())
     grad_name = "SoftmaxBackward0" if op is _SOFTMAX else "LogSoftmaxBackward0"
     return apply(op, [input], grad_name, dim=_dim(dim, input.ndim))
 

@@ -7,6 +7,7 @@ methods that read or change that state, and creation functions.
 import numbers
 import warnings
 import weakref
+from builtins import any as builtins_any
 
 import numpy as np
 
@@ -481,6 +482,22 @@ def _has_bool(data):
         isinstance(data, Tensor) and data.dtype is dt.bool_)
 
 
+def _check_rectangular(data, dim):
+    """Nested lists of equal lengths per level, with PyTorch's error when not."""
+    items = [x for x in data]
+    nested = [isinstance(x, (list, tuple)) for x in items]
+    if not builtins_any(nested):
+        return
+    n = len(items[0]) if nested[0] else None
+    for x, is_seq in zip(items, nested):
+        length = len(x) if is_seq else None
+        if length != n or not is_seq:
+            raise ValueError(f"expected sequence of length {n} at dim {dim + 1} "
+                             f"(got {length if length is not None else 0})")
+    for x in items:
+        _check_rectangular(x, dim + 1)
+
+
 def _require_grad_ok(d, requires_grad):
     if requires_grad and not d.is_floating_point:
         raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
@@ -499,10 +516,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     d = dt.to_dtype(dtype) if dtype is not None else (
         data.dtype if isinstance(data, Tensor) else _infer_dtype(data))
     _require_grad_ok(d, requires_grad)
-    try:
-        arr = np.array(_unwrap(data), dtype=d.np)
-    except ValueError as e:
-        raise ValueError(f"expected sequence of equal length lists: {e}") from None
+    if isinstance(data, (list, tuple)):
+        _check_rectangular(data, 0)
+    arr = np.array(_unwrap(data), dtype=d.np)
     return Tensor._make(arr, requires_grad)
 
 
@@ -535,6 +551,9 @@ def _filled(shape, fill, dtype, requires_grad, device):
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros with the given size."""
+    shape = size[0] if len(size) == 1 and isinstance(size[0], (tuple, list, Size)) else size
+    if builtins_any(isinstance(n, numbers.Integral) and n < 0 for n in shape):
+        raise RuntimeError("zeros: Dimension size must be non-negative.")
     return _filled(size, 0.0, dtype, requires_grad, device)
 
 

@@ -36,10 +36,6 @@ _xfail("forward torch", "gelu", "0d", "BUG: gelu of a 0-d tensor has shape (1,) 
 _xfail("torch", "clamp_tensor", "both 1d",
        "BUG: grad_fn MinimumBackward0, torch ClampBackward0 (ops.py clamp with tensor bounds "
        "composes maximum/minimum)")
-_xfail("torch", "softmax", "0d-dim=0", "BUG: 0-d softmax grad_fn ViewBackward0, torch "
-       "SoftmaxBackward0 (ops.py _softmax reshapes 0-d input to (1,) and back)")
-_xfail("torch", "log_softmax", "0d-dim=0", "BUG: 0-d log_softmax grad_fn ViewBackward0, torch "
-       "LogSoftmaxBackward0 (ops.py _softmax reshapes 0-d input to (1,) and back)")
 _xfail("torch", "matmul", "3_3x2", "BUG: 1-D @ 2-D grad_fn SqueezeBackward1, torch "
        "SqueezeBackward4 (ops.py matmul `squeeze(mm(unsqueeze(input, 0), other), 0)`)")
 _xfail("torch", "matmul", "3_2x3x2", "BUG: 1-D @ 3-D grad_fn SqueezeBackward1, torch "
