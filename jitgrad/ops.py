@@ -11,6 +11,7 @@ arguments with PyTorch's error messages before anything runs.
 import builtins
 import collections
 import numbers
+import warnings
 import weakref
 
 import numpy as np
@@ -888,12 +889,20 @@ def _check_float_var(input):
         raise RuntimeError("std and var only support floating point and complex dtypes")
 
 
+def _warn_dof(name, n, correction):
+    if n - correction <= 0:
+        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
+                      "than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
+
+
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Variance over ``dim`` with Bessel's correction by default."""
     _check_float_var(input)
     dims = _dims(dim, input.ndim)
     c = _correction(unbiased, correction)
     n = int(np.prod([input.shape[d] for d in dims]))
+    _warn_dof("var", n, c)
     return apply(_VAR, [input], "VarBackward0", dims=dims, keepdim=keepdim,
                  denom=builtins.max(n - c, 0))
 
@@ -904,6 +913,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     dims = _dims(dim, input.ndim)
     c = _correction(unbiased, correction)
     n = int(np.prod([input.shape[d] for d in dims]))
+    _warn_dof("std", n, c)
     return apply(_STD, [input], "StdBackward0", dims=dims, keepdim=keepdim,
                  denom=builtins.max(n - c, 0))
 

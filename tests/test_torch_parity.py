@@ -1026,12 +1026,6 @@ WARNING_CASES = {
     "var-no-degrees-of-freedom": lambda L: L.tensor([1.0]).var(),
 }
 WARNING_XFAIL = {
-    "std-no-degrees-of-freedom": "BUG: no warning; torch warns 'std(): degrees of freedom is "
-                                 "<= 0. Correction should be strictly less than the reduction "
-                                 "factor (input numel divided by output numel).' "
-                                 "(jitgrad/ops.py std)",
-    "var-no-degrees-of-freedom": "BUG: no warning; torch warns 'var(): degrees of freedom is "
-                                 "<= 0. ...' (jitgrad/ops.py var)",
 }
 
 
