@@ -151,7 +151,7 @@ def _link_views(op, src, outs, name, attrs, multi):
                 continue
         elif src._value is None or not np.may_share_memory(o._value, src._value):
             continue
-        o._version = src._version
+        o._vc = src._vc
 
         def remake(t, i=i):
             t = t if prev is None else prev(t)
@@ -1712,11 +1712,11 @@ def inplace(self, compute):
         new = new.to(self.dtype)
     if not recording:
         np.copyto(self._data, new._data)
-        self._version[0] += 1
+        self._vc[0] += 1
         return self
     if self._view_fn is None:
         np.copyto(self._data, new._data)
-        self._version[0] += 1
+        self._vc[0] += 1
         self.grad_fn, self._output_nr, self._requires_grad = new.grad_fn, new._output_nr, True
         _refresh_views(self, None)
         return self
@@ -1726,7 +1726,7 @@ def inplace(self, compute):
             np.arange(base.numel(), dtype=np.int64).reshape(base.shape)))._data
     updated = apply(_INDEX_PUT, [base, new], "CopySlices", idx=idx)
     np.copyto(base._data, updated._data)
-    base._version[0] += 1
+    base._vc[0] += 1
     base.grad_fn, base._output_nr, base._requires_grad = updated.grad_fn, 0, True
     remade = _remake(self, base)
     self.grad_fn, self._output_nr, self._requires_grad = remade.grad_fn, remade._output_nr, True

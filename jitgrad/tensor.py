@@ -83,7 +83,7 @@ class Tensor:
     ``Tensor(2, 3)`` an uninitialised one of that size.
     """
 
-    __slots__ = ("_value", "_lazy", "_version", "_requires_grad", "grad_fn", "_output_nr", "_grad",
+    __slots__ = ("_value", "_lazy", "_vc", "_requires_grad", "grad_fn", "_output_nr", "_grad",
                  "_base", "_view_fn", "_retains_grad", "_hooks", "_accumulator",
                  "__weakref__", "__dict__")
 
@@ -97,7 +97,7 @@ class Tensor:
     def _init(self, data, requires_grad=False, version=None):
         self._value = data
         self._lazy = None
-        self._version = [0] if version is None else version
+        self._vc = [0] if version is None else version
         self._requires_grad = requires_grad
         self.grad_fn = None
         self._output_nr = 0
@@ -123,10 +123,15 @@ class Tensor:
         else:
             t = Tensor._make(self._value)
         if version:
-            t._version = self._version
+            t._vc = self._vc
         t._requires_grad = grad_fn is not None
         t.grad_fn, t._output_nr = grad_fn, output_nr
         return t
+
+    @property
+    def _version(self):
+        """How many in-place writes this tensor's storage has seen (shared with its views)."""
+        return self._vc[0]
 
     @property
     def _data(self):

@@ -641,10 +641,6 @@ def test_chain_of_100_ops():
 # detach, .data, version counters
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Tensor._version is the shared counter cell (a one-element list, e.g. [1]), not an "
-    "int as in PyTorch, so `t._version == 1` is False (jitgrad/tensor.py: _version slot "
-    "exposed directly; a property returning self._version[0] would match)"))
 def test_version_is_an_int():
     t = jg.zeros(2)
     t.add_(1)

@@ -192,7 +192,7 @@ def _accumulated(old, g, create_graph):
         return old + g
     with no_grad():
         np.add(old._data, g._data, out=old._data, casting="unsafe")
-        old._version[0] += 1
+        old._vc[0] += 1
     return old
 
 

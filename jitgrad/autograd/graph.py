@@ -40,8 +40,8 @@ class SavedTensor:
     __slots__ = ("tensor", "data", "counter", "version", "node", "output_nr")
 
     def __init__(self, tensor, node=None, output_nr=0):
-        self.counter = tensor._version
-        self.version = tensor._version[0]
+        self.counter = tensor._vc
+        self.version = tensor._vc[0]
         self.output_nr = output_nr
         if node is None:
             self.tensor, self.node, self.data = tensor, None, None

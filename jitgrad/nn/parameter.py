@@ -20,7 +20,7 @@ class Parameter(Tensor):
         if requires_grad and not data.dtype.is_floating_point:
             raise RuntimeError("Only Tensors of floating point and complex dtype can require "
                                "gradients")
-        self._init(data._data, bool(requires_grad), data._version)
+        self._init(data._data, bool(requires_grad), data._vc)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()

@@ -89,7 +89,7 @@ class _Arena:
             if g._data is not self.grad_views[i]:
                 np.copyto(self.grad_views[i], g._data)
             self.active[i] = 1
-            p._version[0] += 1
+            p._vc[0] += 1
             any_active = True
         return any_active
 
@@ -179,7 +179,7 @@ class Optimizer:
                     if g.grad_fn is not None:
                         g.detach_()
                     g._data[...] = 0
-                    g._version[0] += 1
+                    g._vc[0] += 1
 
     def step(self, closure=None):
         """Update every parameter that has a gradient: one kernel call per group and dtype.
