@@ -169,9 +169,18 @@ def _wrap(x, d):
     return Tensor._make(np.array(x, dtype=d.np))
 
 
-def _check_operand(x, what="other"):
+def _check_operand(x, what="other", fn=None, position=None):
     if not isinstance(x, (Tensor, numbers.Number, np.generic)):
-        raise TypeError(f"{what} must be a Tensor or a number, not {type(x).__name__}")
+        if fn is None:
+            raise TypeError(f"{what} must be a Tensor or a number, not {type(x).__name__}")
+        raise TypeError(f"{fn}(): argument '{what}' (position {position}) must be Tensor, not "
+                        f"{type(x).__name__}")
+
+
+def _check_tensor(x, fn):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(x).__name__}")
 
 
 def _broadcast_shape(*shapes):
@@ -205,8 +214,9 @@ def _as(a, d):
     return a if a.dtype == d else L.cast(a, d)
 
 
-def _promote(a, b):
-    """Both operands as tensors of their common dtype, plus that dtype."""
+def _promote(a, b, name=None):
+    """Both operands as tensors of their common dtype, plus that dtype (``name``: the op, for
+    PyTorch's argument errors)."""
     if type(a) is Tensor:  # the common cases, decided without the general rules
         da = a._npdtype
         if type(b) is Tensor:
@@ -215,8 +225,8 @@ def _promote(a, b):
         elif type(b) is float and da.kind == "f" or type(b) is int and da.kind in "fi":
             d = dt._FROM_NP[da]
             return a, _wrap(b, d), d
-    _check_operand(a, "input")
-    _check_operand(b)
+    _check_operand(a, "input", name, 1)
+    _check_operand(b, "other", name, 2)
     d = dt.result_type(a, b)
     a = a if isinstance(a, Tensor) else _wrap(a, d)
     b = b if isinstance(b, Tensor) else _wrap(b, d)
@@ -259,7 +269,7 @@ def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
 
     def fn(input):
         if not isinstance(input, Tensor):
-            raise TypeError(f"{name}(): argument 'input' must be Tensor, not "
+            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
                             f"{type(input).__name__}")
         if input.dtype is dt.bool_ and code == ew.NEG:
             raise RuntimeError(
@@ -356,7 +366,7 @@ def add(input, other, alpha=1):
     """``input + alpha * other`` with broadcasting and type promotion."""
     if alpha != 1:
         other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "add")
     return apply(_ADD, [a, b], "AddBackward0", dtype=d.np)
 
 
@@ -364,7 +374,7 @@ def sub(input, other, alpha=1):
     """``input - alpha * other``."""
     if alpha != 1:
         other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "sub")
     if d is dt.bool_:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
                            "supported. Use the `^` or `logical_xor()` operator instead.")
@@ -373,19 +383,19 @@ def sub(input, other, alpha=1):
 
 def mul(input, other):
     """``input * other``."""
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "mul")
     return apply(_MUL, [a, b], "MulBackward0", dtype=d.np)
 
 
 def div(input, other, rounding_mode=None):
     """True division (ints give floats); ``rounding_mode='floor'`` floors."""
     if rounding_mode == "floor":
-        a, b, d = _promote(input, other)
+        a, b, d = _promote(input, other, "div")
         return apply(_DIV_FLOOR, [a, b], "DivBackward2", dtype=d.np)
     if rounding_mode is not None:
         raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                            f"but found '{rounding_mode}'")
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "div")
     if not d.is_floating_point:
         d = dt.get_default_dtype()
     return apply(_DIV, [a, b], "DivBackward0", dtype=d.np)
@@ -403,7 +413,7 @@ def _check_int_division(b, d):
 
 def floor_divide(input, other):
     """Division rounded down (not differentiable)."""
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "floor_divide")
     _check_int_division(b, d)
     return apply(_FLOORDIV, [a, b], "FloorDivideBackward0", dtype=d.np)
 
@@ -411,7 +421,7 @@ def floor_divide(input, other):
 def remainder(input, other):
     """Python-style modulus: the result has the divisor's sign."""
     name = "RemainderBackward1" if isinstance(other, Tensor) else "RemainderBackward0"
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "remainder")
     _check_int_division(b, d)
     return apply(_REMAINDER, [a, b], name, dtype=d.np)
 
@@ -419,7 +429,7 @@ def remainder(input, other):
 def fmod(input, other):
     """C-style modulus: the result has the dividend's sign."""
     name = "FmodBackward1" if isinstance(other, Tensor) else "FmodBackward0"
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "fmod")
     return apply(_FMOD, [a, b], name, dtype=d.np)
 
 
@@ -464,13 +474,13 @@ def pow(input, exponent):
 
 def maximum(input, other):
     """Elementwise maximum; NaN propagates."""
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "maximum")
     return apply(_MAXIMUM, [a, b], "MaximumBackward0", dtype=d.np)
 
 
 def minimum(input, other):
     """Elementwise minimum; NaN propagates."""
-    a, b, d = _promote(input, other)
+    a, b, d = _promote(input, other, "minimum")
     return apply(_MINIMUM, [a, b], "MinimumBackward0", dtype=d.np)
 
 
@@ -481,7 +491,7 @@ def _compare(name, code):
                meta=_compare_meta)
 
     def fn(input, other):
-        a, b, d = _promote(input, other)
+        a, b, d = _promote(input, other, name)
         return apply(op, [a, b], "", dtype=d.np)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}`` as a bool tensor."
@@ -717,6 +727,7 @@ def _reduction(op, input, dim, keepdim, dtype, names):
 
 def sum(input, dim=None, keepdim=False, dtype=None):
     """Sum over ``dim`` (all dims when ``None``); ints and bools sum to int64."""
+    _check_tensor(input, "sum")
     d = dt.to_dtype(dtype) if dtype is not None else (
         input.dtype if input.dtype.is_floating_point else dt.int64)
     return _reduction(_SUM, input, dim, keepdim, d, ("SumBackward0", "SumBackward1"))
@@ -724,6 +735,7 @@ def sum(input, dim=None, keepdim=False, dtype=None):
 
 def mean(input, dim=None, keepdim=False, dtype=None):
     """Mean over ``dim`` (all dims when ``None``); floating inputs only."""
+    _check_tensor(input, "mean")
     d = dt.to_dtype(dtype) if dtype is not None else input.dtype
     if not d.is_floating_point:
         raise RuntimeError("mean(): could not infer output dtype. Input dtype must be either a "
@@ -734,6 +746,7 @@ def mean(input, dim=None, keepdim=False, dtype=None):
 
 def prod(input, dim=None, keepdim=False, dtype=None):
     """Product over ``dim`` (all dims when ``None``)."""
+    _check_tensor(input, "prod")
     d = dt.to_dtype(dtype) if dtype is not None else (
         input.dtype if input.dtype.is_floating_point else dt.int64)
     if dim is not None and not isinstance(dim, int):

@@ -962,14 +962,6 @@ ERROR_CASES = {
 }
 
 ERROR_XFAIL = {
-    "add-function-str": "BUG: message 'other must be a Tensor or a number, not str'; torch: "
-                        "\"add(): argument 'other' (position 2) must be Tensor, not str\" "
-                        "(jitgrad/ops.py _check_operand)",
-    "exp-list": "BUG: message lacks the position: torch \"exp(): argument 'input' (position 1) "
-                "must be Tensor, not list\" (jitgrad/ops.py _unary fn)",
-    "sum-str": "BUG: jitgrad.sum('a') raises AttributeError (\"'str' object has no attribute "
-               "'dtype'\"); torch raises TypeError \"sum(): argument 'input' (position 1) must "
-               "be Tensor, not str\" (jitgrad/ops.py sum has no argument check)",
 }
 
 
