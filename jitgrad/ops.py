@@ -587,6 +587,22 @@ def masked_fill(input, mask, value):
     return apply(_WHERE, [_wrap(value, d), input], "MaskedFillBackward0", cond=mask, dtype=d.np)
 
 
+def _clamp_tensor_forward(x, lo, hi, dtype):
+    x, lo, hi = _as(x, dtype), _as(lo, dtype), _as(hi, dtype)
+    return L.binary(ew.MINIMUM, L.binary(ew.MAXIMUM, x, lo, dtype), hi, dtype)
+
+
+def _clamp_tensor_vjp(c, g):
+    # as PyTorch: x gets the gradient where lo <= x <= hi (ties included), a bound where
+    # it was the value taken
+    x, lo, hi = c.saved(0), c.saved(1), c.saved(2)
+    return (where((x >= lo) & (x <= hi), g, 0.0),
+            where(x < lo, g, 0.0) if c.needs_input_grad[1] else None,
+            where((x > hi) & (lo <= hi), g, 0.0) if c.needs_input_grad[2] else None)
+
+
+_CLAMP_T = defop("clamp_tensor", _clamp_tensor_forward, _clamp_tensor_vjp, (0, 1, 2),
+                 meta=lambda m, dtype: [(_broadcast_shape(m[0][0], m[1][0], m[2][0]), dtype)])
 _CLAMP = defop("clamp", lambda x, lo, hi: L.clamp(x, lo, hi),
                lambda c, g: (where((c.saved(0) >= c.attrs["lo"]) & (c.saved(0) <= c.attrs["hi"]),
                                    g, 0.0),), (0,), meta=_same_meta)
@@ -597,12 +613,12 @@ def clamp(input, min=None, max=None):
     if min is None and max is None:
         raise RuntimeError("jitgrad.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = input
-        if min is not None:
-            out = maximum(out, min)
-        if max is not None:
-            out = minimum(out, max)
-        return out
+        d = dt.result_type(input, *(v for v in (min, max) if v is not None))
+        inf = np.inf if d.is_floating_point else np.iinfo(d.np).max
+        lo = min if isinstance(min, Tensor) else _wrap(-inf if min is None else min, d)
+        hi = max if isinstance(max, Tensor) else _wrap(inf if max is None else max, d)
+        _broadcast_shape(input.shape, lo.shape, hi.shape)
+        return apply(_CLAMP_T, [input, lo, hi], "ClampBackward0", dtype=d.np)
     d = dt.result_type(input, *(v for v in (min, max) if v is not None))
     x = input if input.dtype is d else input.to(d)
     inf = np.inf if d.is_floating_point else np.iinfo(d.np).max

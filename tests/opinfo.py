@@ -644,7 +644,7 @@ def _entries():
 
     add("clamp_tensor", lambda m, x, lo, hi: m.clamp(x, min=lo, max=hi),
         lambda x, lo, hi: np.minimum(np.maximum(x, lo), hi), clamp_t_samples,
-        ["maximum", "minimum"])
+        ["clamp_tensor"])
     add("masked_fill", lambda m, x, mask, value: m.masked_fill(x, mask, value),
         lambda x, mask, value: np.where(mask, value, x),
         samples(lambda rng: [S(real(rng, (2, 3)), bmask(rng, (2, 3)), value=2.5),

@@ -31,11 +31,6 @@ def _xfail(tests, op, samples, reason):
             XFAIL[(test, op, s)] = reason
 
 
-_xfail("forward torch", "gelu", "0d", "BUG: gelu of a 0-d tensor has shape (1,) (nn/functional.py "
-       "_erf_forward: np.ascontiguousarray returns at least 1-d)")
-_xfail("torch", "clamp_tensor", "both 1d",
-       "BUG: grad_fn MinimumBackward0, torch ClampBackward0 (ops.py clamp with tensor bounds "
-       "composes maximum/minimum)")
 _xfail("torch", "matmul", "3_3x2", "BUG: 1-D @ 2-D grad_fn SqueezeBackward1, torch "
        "SqueezeBackward4 (ops.py matmul `squeeze(mm(unsqueeze(input, 0), other), 0)`)")
 _xfail("torch", "matmul", "3_2x3x2", "BUG: 1-D @ 3-D grad_fn SqueezeBackward1, torch "

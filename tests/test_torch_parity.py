@@ -704,10 +704,6 @@ OP_CASES = {
 }
 
 OP_XFAIL = {
-    "clamp-tensor-min": "BUG: clamp with a tensor bound is maximum/minimum, so at x == bound "
-                        "the gradient is halved (0.5 instead of 1) and grad_fn is "
-                        "MaximumBackward0 instead of ClampBackward0 (jitgrad/ops.py clamp, "
-                        "tensor branch)",
     "matmul-1d-2d": "BUG: vector @ matrix has grad_fn SqueezeBackward1, torch SqueezeBackward4 "
                     "(jitgrad/ops.py matmul, a == 1 and b == 2 branch)",
     "matmul-2d-3d": "BUG: matrix @ batched has grad_fn UnsafeViewBackward0, torch "

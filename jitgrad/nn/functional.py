@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from .. import dtypes as dt
-from .. import ops
+from .. import _launch, ops
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels.cpu import conv as _conv
 from ..kernels.cpu import special as _special
@@ -62,7 +62,7 @@ _COL2IM = ops.defop("col2im", _col2im_forward, lambda c, g: (ops.apply(
 
 
 def _erf_forward(x):
-    x = np.ascontiguousarray(x)
+    x = _launch.contiguous(x)  # (np.ascontiguousarray would turn a 0-d array into 1-d)
     out = np.empty(x.shape, x.dtype)
     _special.erf(x.reshape(-1), out.reshape(-1))
     return out
