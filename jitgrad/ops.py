@@ -10,6 +10,7 @@ arguments with PyTorch's error messages before anything runs.
 """
 import builtins
 import collections
+import math
 import numbers
 import warnings
 import weakref
@@ -164,9 +165,24 @@ def _link_views(op, src, outs, name, attrs, multi):
 
 # --- argument helpers ------------------------------------------------------------
 
+_WRAPPED = {}
+
+
 def _wrap(x, d):
-    """A Python number as a 0-d tensor of dtype ``d`` (it never requires grad)."""
-    return Tensor._make(np.array(x, dtype=d.np))
+    """A Python number as a 0-d tensor of dtype ``d`` (it never requires grad).
+
+    Equal numbers share one tensor, so a graph that uses ``0.5`` many times reads
+    one input (lazy Programs bind fewer inputs); nothing writes to these tensors.
+    """
+    key = (type(x), x, d, isinstance(x, float) and math.copysign(1.0, x) < 0)  # -0.0 != 0.0
+    t = _WRAPPED.get(key)
+    if t is None:
+        if len(_WRAPPED) > 4096:
+            _WRAPPED.clear()
+        t = Tensor._make(np.array(x, dtype=d.np))
+        t._value.flags.writeable = False
+        _WRAPPED[key] = t
+    return t
 
 
 def _check_operand(x, what="other", fn=None, position=None):

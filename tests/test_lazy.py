@@ -246,3 +246,16 @@ def test_pending_bookkeeping_stays_bounded(lazy_mode):
     for _ in range(20_000):
         (x + 1).sum().item()
     assert len(lazy._pending) <= 2 * lazy._PENDING_BOUND
+
+
+def test_repeated_numbers_share_one_input(lazy_mode):
+    """`h + 0.5` a hundred times binds one constant, and -0.0 stays distinct from 0.0."""
+    x = jg.tensor([1.0, 2.0])
+    h = x
+    for _ in range(50):
+        h = h * 1.0 + 0.5
+    order, inputs, _, _ = lazy._collect([h])
+    assert len(inputs) == 3  # x, 1.0 and 0.5
+    np.testing.assert_array_equal(h.numpy(), np.array([1.0, 2.0]) + 25.0)
+    assert (1 / (x * -0.0)).tolist() == [-np.inf, -np.inf]
+    assert (1 / (x * 0.0)).tolist() == [np.inf, np.inf]
