@@ -10,6 +10,17 @@ def _same(fn):
     return fn
 
 
+def _train_step(model, opt, loss_fn, x, y):
+    """One optimizer step on a fixed batch, ending with the loss read as a Python float."""
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
 def make_w1(lib, compile=_same):
     """MLP 16-32-32-1, batch 32, tanh, MSE loss, SGD."""
     nn = lib.nn
@@ -19,14 +30,7 @@ def make_w1(lib, compile=_same):
     opt = lib.optim.SGD(model.parameters(), lr=0.01)
     loss_fn = nn.MSELoss()
     x, y = lib.randn(32, 16), lib.randn(32, 1)
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return _train_step(model, opt, loss_fn, x, y)
 
 
 def _classifier_step(lib, sizes, batch, optimizer, compile):
@@ -41,14 +45,7 @@ def _classifier_step(lib, sizes, batch, optimizer, compile):
     loss_fn = nn.CrossEntropyLoss()
     x = lib.randn(batch, sizes[0])
     y = lib.randint(0, sizes[-1], (batch,))
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return step
+    return _train_step(model, opt, loss_fn, x, y)
 
 
 def make_w2(lib, compile=_same):
