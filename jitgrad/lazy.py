@@ -16,7 +16,7 @@ realized inputs.
 """
 import os
 import sys
-import weakref
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -26,8 +26,6 @@ from .kernels.cpu import interpreter as I
 from .kernels.cpu import reduce as rd
 
 _STATE = {"lazy": os.environ.get("JITGRAD_MODE", "lazy").lower() != "eager"}
-MAX_DEPTH = 2000  # a pending chain this deep realizes by itself (bounded memory)
-_pending = []     # weakrefs to pending tensors, so writes can flush them first
 
 _stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
           "eager_fallbacks": 0}
@@ -64,7 +62,7 @@ def jit_stats():
     for dispatcher in _kernel_dispatchers():
         compiles += sum(dispatcher.stats.cache_misses.values())
         loads += sum(dispatcher.stats.cache_hits.values())
-    return dict(_stats, programs_cached=len(_cache) + len(_train_cache), mode=get_mode(),
+    return dict(_stats, trie_nodes=_trie_size[0], mode=get_mode(),
                 tier="interpreter" if _STATE["lazy"] else "eager kernels",
                 compiles=compiles, disk_cache_loads=loads)
 
@@ -79,82 +77,332 @@ def _kernel_dispatchers():
                     yield v
 
 
-class Pending:
-    """How to compute one output of one op, once its inputs are known.
+_segments = []  # weakrefs to segments that may hold deferred grad_fns
 
-    ``layout`` is, for view ops, an array over no memory with the strides the
-    realized view will have; ``shares`` says whether it aliases its input.
+
+class Segment:
+    """One recorded run of ops, realized as a whole by one Program.
+
+    Ops append to the current segment until a value is needed; then the whole
+    segment runs (one native call) and recording starts a new one. A realized
+    segment keeps its Program and arena: each output's value is a view taken
+    when first asked for. ``released``: a backward pass without
+    ``retain_graph`` freed the saved tensors of its (not yet made) grad_fns;
+    ``materialized``: some of its grad_fns were made (hooks may sit on them).
     """
 
-    __slots__ = ("op", "inputs", "attrs", "index", "shape", "dtype", "depth", "layout",
-                 "shares", "value")
+    __slots__ = ("program", "arena", "released", "materialized", "deferred", "__weakref__")
 
-    def __init__(self, op, inputs, attrs, index, shape, dtype, depth, layout=None,
-                 shares=False):
+    def __init__(self):
+        self.program = self.arena = None
+        self.released = self.materialized = False
+        self.deferred = []  # weakrefs to its outputs whose grad_fn is not made yet
+        _segments.append(_weakref(self))
+
+
+class Pending:
+    """One output of one recorded op: how to compute it, and where its value will be.
+
+    ``pos`` numbers the outputs of its segment in recording order. ``view`` is,
+    for view ops, ``(layout, shares)``: an array over no memory with the strides
+    the realized view will have, and whether it aliases its input. ``grad`` is,
+    while this op's grad_fn is not made yet, the node's class name.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "index", "shape", "dtype", "seg", "pos", "view",
+                 "grad", "_v")
+
+    def __init__(self, op, inputs, attrs, index, shape, dtype, seg, pos):
         self.op, self.inputs, self.attrs, self.index = op, inputs, attrs, index
-        self.shape, self.dtype, self.depth = shape, dtype, depth
-        self.layout, self.shares = layout, shares
-        self.value = None  # set once computed (a saved output may hold only this object)
+        self.shape, self.dtype, self.seg, self.pos = shape, dtype, seg, pos
+        self.view = self.grad = self._v = None
+
+    @property
+    def layout(self):
+        return None if self.view is None else self.view[0]
+
+    @property
+    def shares(self):
+        return self.view is not None and self.view[1]
+
+    @property
+    def value(self):
+        """The computed array, or None while its segment has not run."""
+        v = self._v
+        if v is None:
+            seg = self.seg
+            if seg.program is not None:
+                v = self._v = seg.program.value(seg.arena, self.pos, self)
+        return v
+
+
+class _Step:
+    """A node of the trie of recorded op sequences: what is known about the op that
+    follows a given prefix with a given key (its outputs, its autograd treatment) and,
+    for the sequence ending here, its Programs and cached training steps."""
+
+    __slots__ = ("children", "metas", "mode", "fdtype", "programs", "train")
+
+    def __init__(self, fdtype=None):
+        self.children = {}
+        self.metas = None    # [(shape, dtype, view)] per output
+        self.mode = 0        # 0: outputs finished by ops.finish (views, several outputs,
+        #                      grad_fn made at once); 1: no grad; 2: grad_fn deferred;
+        #                      -1: the interpreter does not cover it (runs eagerly)
+        self.fdtype = fdtype  # the float dtype of the segment's Program (one per Program)
+        self.programs = None  # outputs that must be contiguous -> Program
+        self.train = None    # (root position, seed dtype) -> _TrainEntry
+
+
+class _Recording:
+    """The segment being recorded: its outputs, the realized tensors it reads (each
+    bound once, by first use) and its place in the trie."""
+
+    __slots__ = ("seg", "recs", "ext", "slots", "node")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.seg, self.recs, self.ext, self.slots, self.node = Segment(), [], [], {}, _ROOT
 
 
 # --- recording --------------------------------------------------------------------
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _BOOL = np.dtype(np.bool_)
+MAX_OPS = 10_000      # a segment this long realizes by itself (bounded memory)
+MAX_TRIE = 200_000    # trie nodes kept before the trie (and its Programs) is dropped
+_ROOT = _Step()
+_trie_size = [0]
+_rec = _Recording()
 
 
-def record(op, inputs, attrs):
-    """Pending output tensors of ``op``, or None when the interpreter does not cover it
-    (an op without a lowering rule, integer operands, or mixed float dtypes)."""
-    if op.name not in LOWER:
+def _grad_enabled():
+    return _grad_state.enabled
+
+
+def record(op, inputs, attrs, name):
+    """Pending output tensors of ``op`` (a tuple for multi-output ops), or None when the
+    interpreter does not cover it (integer operands, mixed float dtypes, ...): the
+    caller then runs it eagerly.
+
+    The key of an op is its identity, grad-fn name, grad mode, attributes and
+    where each operand comes from (an earlier output of this segment, or a realized
+    input described by shape, dtype and autograd flags at first use). A key seen
+    before after the same prefix needs no shape or dtype rules: the trie node has
+    the outputs' metadata, and the Program for the segment is cached there too.
+    """
+    rec = _rec
+    seg = rec.seg
+    n_ext = len(rec.ext)
+    refs = []
+    operands = inputs
+    if attrs:
+        if "cond" in attrs:
+            operands = [*inputs, attrs["cond"]]
+            akey = tuple([(k, v) for k, v in attrs.items() if k != "cond"])
+        else:
+            akey = tuple(attrs.items())
+    else:
+        akey = ()
+    for t in operands:
+        p = t._lazy
+        if p is not None and p.seg is seg:
+            refs.append(p.pos)
+        else:
+            slot = rec.slots.get(id(t))
+            if slot is None:
+                rec.slots[id(t)] = len(rec.ext)
+                rec.ext.append(t)
+                refs.append((t._shape, t._npdtype, t._requires_grad, t._grad_fn is None))
+            else:
+                refs.append(-1 - slot)
+    key = (op, name, _grad_state.enabled, akey, tuple(refs))
+    node = rec.node
+    try:
+        step = node.children.get(key)
+    except TypeError:  # unhashable attributes (lists, slices, arrays): a structural key
+        key = (op, name, _grad_state.enabled, _attrs_key(attrs), tuple(refs))
+        step = node.children.get(key)
+    if step is None:
+        step = _new_step(op, inputs, operands, attrs, name, node)
+        if step is None:   # a different float dtype: it starts a segment of its own
+            _unbind(rec, n_ext)
+            _realize_segment()
+            return record(op, inputs, attrs, name)
+        node.children[key] = step
+        _trie_size[0] += 1
+    mode = step.mode
+    if mode < 0:
+        _unbind(rec, n_ext)
         return None
-    layouts = None
+    rec.node = step
+    recs = rec.recs
+    if mode:
+        shape, dtype, view = step.metas[0]
+        t = _new_pending()
+        t._lazy = p = Pending(op, inputs, attrs, 0, shape, dtype, seg, len(recs))
+        recs.append(p)
+        if mode == 2:
+            p.grad = name
+            t._requires_grad = True
+            t._grad_fn = p
+            seg.deferred.append(_weakref(t))
+        out = t
+    else:
+        metas = step.metas
+        outs = []
+        for i, (shape, dtype, view) in enumerate(metas):
+            t = _new_pending()
+            t._lazy = p = Pending(op, inputs, attrs, i, shape, dtype, seg, len(recs))
+            p.view = view
+            recs.append(p)
+            outs.append(t)
+        out = _finish(op, inputs, outs, name, attrs)
+    if len(recs) >= MAX_OPS:
+        _realize_segment()
+    return out
+
+
+def _unbind(rec, n_ext):
+    """Forget the inputs bound after the first ``n_ext`` (by an op not recorded after all)."""
+    for t in rec.ext[n_ext:]:
+        del rec.slots[id(t)]
+    del rec.ext[n_ext:]
+
+
+def _new_step(op, inputs, operands, attrs, name, parent):
+    """Check ``op`` on its inputs' metadata (errors raise here, at the call site) and
+    decide how it is recorded; None when its float dtype differs from the segment's."""
+    step = _Step(parent.fdtype)
+    if op.name not in LOWER:
+        step.mode = -1
+        return step
     if op.view and not (op.name == "index" and _advanced(attrs["key"])):
         src = _layout(inputs[0])
         views = op.forward(src, **attrs)
         layouts = views if op.multi else (views,)
         metas = [(v.shape, v.dtype) for v in layouts]
+        viewinfo = [(v, op.name != "view" or bool(np.may_share_memory(v, src)))
+                    for v in layouts]
     elif op.view:  # advanced indexing copies: shapes from an array whose reads are all safe
         t = inputs[0]
         v = op.forward(fake_array(t._shape, t._npdtype, (0,) * len(t._shape)), **attrs)
-        metas = [(v.shape, v.dtype)]
+        metas, viewinfo = [(v.shape, v.dtype)], [None]
     else:
         metas = op.meta([(t._shape, t._npdtype) for t in inputs], **attrs)
+        viewinfo = [None] * len(metas)
     # one float dtype per Program (bools ride along as 0/1); ints run eagerly
     kind = None
-    depth = 1
-    for t in _operands(inputs, attrs):
-        v = t._value
-        if v is None:
-            p = t._lazy
-            d = p.dtype
-            if p.depth >= depth:
-                depth = p.depth + 1
-        else:
-            d = v.dtype
+    for t in operands:
+        d = t._npdtype
         if d is not kind and d is not _BOOL:
             if kind is not None or d not in _FLOATS:
-                return None
+                step.mode = -1
+                return step
             kind = d
-    outs = []
-    make = _Tensor_make
-    for i, (shape, dtype) in enumerate(metas):
-        if dtype is not kind:
-            dtype = np.dtype(dtype)
-            if dtype is not _BOOL and (dtype not in _FLOATS or (kind is not None and dtype != kind)):
-                return None
-        t = make(None)
-        t._lazy = p = Pending(op, inputs, attrs, i, tuple(shape), dtype, depth)
-        if layouts is not None:
-            p.layout = layouts[i]
-            p.shares = op.name != "view" or bool(np.may_share_memory(layouts[i], src))
-        outs.append(t)
-        _pending.append(weakref.ref(t))
-    if len(_pending) > _PENDING_BOUND:
-        _prune_pending()
-    if depth >= MAX_DEPTH:
-        realize(*outs)
-    return outs
+    out_metas = []
+    for (shape, dtype), view in zip(metas, viewinfo):
+        dtype = np.dtype(dtype)
+        if dtype is not _BOOL and (dtype not in _FLOATS or (kind is not None and dtype != kind)):
+            step.mode = -1
+            return step
+        out_metas.append((tuple(shape), dtype, view))
+    fdtype = kind if kind is not None else next((d for _, d, _ in out_metas if d in _FLOATS),
+                                                None)
+    if fdtype is not None:
+        if step.fdtype is None:
+            step.fdtype = fdtype
+        elif step.fdtype != fdtype:
+            return None
+    step.metas = out_metas
+    grad = (op.vjp is not None and name is not None and _grad_state.enabled
+            and out_metas[0][1].kind == "f" and any(t._requires_grad for t in inputs))
+    simple = len(out_metas) == 1 and not op.view and not op.multi
+    if not grad:
+        step.mode = 1 if simple else 0
+    elif simple and all(k == "out" or isinstance(k, int) for k in op.save):
+        step.mode = 2
+    return step
+
+
+def _new_pending():
+    t = object.__new__(_Tensor)
+    t._value = None
+    t._vc = [0]
+    t._requires_grad = False
+    t._grad_fn = None
+    t._output_nr = 0
+    t._grad = None
+    t._base = None
+    t._view_fn = None
+    t._retains_grad = False
+    t._hooks = None
+    t._accumulator = None
+    return t
+
+
+
+
+def materialize(t):
+    """Make ``t``'s deferred grad_fn, and first those of the inputs it reaches (in
+    recording order, so each node finds its inputs' nodes).
+
+    A node made now is the node the op would have made when it ran: nothing that
+    shapes a node (an input's version or grad_fn) changed since, because every
+    such change calls ``freeze()`` first.
+    """
+    order, stack, seen = [], [(t, False)], set()
+    while stack:
+        u, done = stack.pop()
+        if done:
+            order.append(u)
+            continue
+        if id(u) in seen:
+            continue
+        seen.add(id(u))
+        stack.append((u, True))
+        for v in u._grad_fn.inputs:
+            if v._grad_fn is not None and v._grad_fn.__class__ is Pending and id(v) not in seen:
+                stack.append((v, False))
+    for u in order:
+        p = u._grad_fn
+        node = node_class(p.grad)(p.op, p.attrs, p.inputs, 1)
+        for key in p.op.save:
+            if key == "out":
+                node.save(key, u, 0)
+            else:
+                node.save(key, p.inputs[key])
+        if p.seg.released:
+            node._saved = None
+        p.seg.materialized = True
+        u._grad_fn = node
+    return t._grad_fn
+
+
+def freeze():
+    """Make every deferred grad_fn that a backward pass may still use, before a version
+    counter moves or a tensor's grad_fn or autograd flags change."""
+    for r in _segments[:]:
+        seg = r()
+        if seg is not None and seg.deferred:
+            refs, seg.deferred = seg.deferred, []
+            if not seg.released:
+                for r in refs:
+                    t = r()
+                    if t is not None and t._grad_fn.__class__ is Pending:
+                        materialize(t)
+
+
+def changing(t):
+    """``t``'s autograd flags or grad_fn are about to change: recorded ops must keep
+    what they saw."""
+    rec = _rec
+    p = t._lazy
+    if (p is not None and p.seg is rec.seg) or id(t) in rec.slots:
+        _realize_segment()
+    freeze()
 
 
 def _advanced(key):
@@ -172,83 +420,16 @@ def _layout(t):
 
 def alias(t):
     """A pending tensor that takes ``t``'s value (for ``detach``, ``.data``, saved outputs)."""
-    return record(ALIAS, [t], {})[0]
-
-
-def _operands(inputs, attrs):
-    """Every tensor a node reads: its inputs and tensor-valued attributes (``where``'s cond)."""
-    cond = attrs.get("cond")
-    return inputs if cond is None else list(inputs) + [cond]
-
-
-_PENDING_BOUND = 4096
-
-
-def _prune_pending():
-    """Forget pending-tensor entries that died or were realized (keeps ``_pending`` small
-    in loops that never write in place, so nothing ever flushes)."""
-    global _PENDING_BOUND
-    alive = [r for r in _pending if (t := r()) is not None and t._value is None]
-    _pending[:] = alive
-    _PENDING_BOUND = max(4096, 2 * len(alive))
+    return record(ALIAS, [t], {}, None)
 
 
 def flush():
-    """Realize every pending tensor still alive (before storage is written in place)."""
-    if not _pending:
-        return
-    alive = [t for t in (r() for r in _pending) if t is not None and t._value is None]
-    _pending.clear()
-    if alive:
-        realize(*alive)
+    """Realize the segment being recorded (before storage is written in place)."""
+    if _rec.recs:
+        _realize_segment()
 
 
 # --- realization ------------------------------------------------------------------
-
-def _collect(targets):
-    """Pending nodes behind ``targets`` in dependency order, the realized inputs they read,
-    and the graph's signature, in one walk.
-
-    Returns ``(order, inputs, where, signature)``; ``where`` maps the id of every
-    tensor met to ``("n", position in order)`` or ``("i", position in inputs)``.
-    Two tensor objects over one pending computation (a saved output re-wrapped
-    for the backward pass) are one node. The signature names each node's op,
-    output index, wiring, attributes, shape and dtype, and each input's shape and
-    dtype: equal signatures lower to the same Program.
-    """
-    order, inputs, where, nodes, sig = [], [], {}, {}, []
-    stack = [(t, False) for t in reversed(targets)]
-    while stack:
-        t, done = stack.pop()
-        p = t._lazy
-        if done:
-            operands = _operands(p.inputs, p.attrs)
-            nodes[id(p)] = where[id(t)] = ("n", len(order))
-            order.append(t)
-            sig.append((p.op.name, p.index, tuple([where[id(u)] for u in operands]),
-                        _attrs_key(p), p.shape, p.dtype.str))
-            continue
-        if id(t) in where:
-            continue
-        if t._value is None and p.value is not None:  # computed through a twin already
-            t._value, t._lazy = p.value, None
-        v = t._value
-        if v is not None:
-            where[id(t)] = ("i", len(inputs))
-            inputs.append(t)
-            sig.append((v.shape, v.dtype.str))
-            continue
-        if id(p) in nodes:
-            where[id(t)] = nodes[id(p)]
-            continue
-        where[id(t)] = None
-        nodes[id(p)] = None
-        stack.append((t, True))
-        for u in reversed(_operands(p.inputs, p.attrs)):
-            if id(u) not in where:
-                stack.append((u, False))
-    return order, inputs, where, tuple(sig)
-
 
 def _attr_key(v):
     if isinstance(v, _tensor.Tensor):
@@ -264,44 +445,67 @@ def _attr_key(v):
     return v
 
 
-def _attrs_key(p):
-    return tuple([(k, _attr_key(v)) for k, v in p.attrs.items()])
+def _attrs_key(attrs):
+    return tuple([(k, _attr_key(v)) for k, v in attrs.items()])
 
 
 def realize(*tensors):
-    """Compute every pending tensor in ``tensors`` (and what they depend on) in one Program."""
-    targets = []
+    """Compute every pending tensor in ``tensors`` (and what they depend on)."""
+    seg = _rec.seg
     for t in tensors:
-        if t._value is None and t._lazy is not None:
-            if t._lazy.value is not None:   # computed already, through a twin
-                t._value, t._lazy = t._lazy.value, None
-            else:
-                targets.append(t)
-    if not targets:
-        return
-    order, inputs, where, graph_sig = _collect(targets)
-    fdtype = _program_dtype(order, inputs)
-    sig = (fdtype.str, graph_sig)
-    program = _cache.get(sig)
+        p = t._lazy
+        if t._value is None and p is not None:
+            if p.seg is seg and seg.program is None:
+                _realize_segment()
+            t._value, t._lazy = p.value, None
+
+
+def _realize_tensor(t):
+    p = t._lazy
+    if p.seg is _rec.seg:
+        _realize_segment()
+    t._value, t._lazy = p.value, None
+
+
+def _realize_segment(outputs=()):
+    """Run the segment being recorded as one Program (lowered once per trie node) and
+    start a new one; ``outputs``: outputs read straight from the arena afterwards.
+    Returns the Program, or None when it ran op by op."""
+    rec = _rec
+    recs, ext, node, seg = rec.recs, rec.ext, rec.node, rec.seg
+    if not recs:
+        return None
+    rec.reset()
+    if len(_segments) > 64:
+        _segments[:] = [r for r in _segments if (s := r()) is not None and s.deferred]
+    fdtype = node.fdtype if node.fdtype is not None else np.dtype(np.float32)
+    okey = tuple(p.pos for p in outputs)
+    programs = node.programs
+    if programs is None:
+        programs = node.programs = {}
+    program = programs.get(okey)
     if program is None:
+        try:
+            program = Lowering(recs, ext, seg, fdtype, outputs).program()
+        except NotImplementedError:  # a layout the interpreter has no row for
+            _run_eagerly(recs, seg)
+            return None
         _stats["lowerings"] += 1
-        program = _cache[sig] = Lowering(order, inputs, where, fdtype).program()
+        programs[okey] = program
     else:
         _stats["cache_hits"] += 1
-    program.run(order, inputs)
+    indices = [_index_array(recs[place].attrs, kind, shape)
+               for place, kind, shape in program.index_specs]
+    seg.arena = program.execute([t._data for t in ext], indices)
+    seg.program = program
+    return program
 
 
-def _program_dtype(order, inputs):
-    for t in order:
-        if t._lazy.dtype in _FLOATS:
-            return t._lazy.dtype
-    for t in inputs:
-        if t._value.dtype in _FLOATS:
-            return t._value.dtype
-    return np.dtype(np.float32)
-
-
-_cache = {}
+def _run_eagerly(recs, seg):
+    for p in recs:
+        value = p.op.forward(*[u._data for u in p.inputs], **p.attrs)
+        p._v = value[p.index] if p.op.multi else value
+    _stats["eager_fallbacks"] += len(recs)
 
 
 class Program:
@@ -352,15 +556,6 @@ class Program:
         value = arena[off:off + n].reshape(p.shape)
         return value if p.dtype == self.fdtype else value.astype(p.dtype)
 
-    def run(self, order, inputs):
-        indices = [_index_array(order[place]._lazy.attrs, kind, shape)
-                   for place, kind, shape in self.index_specs]
-        arena = self.execute([t._value for t in inputs], indices)
-        for k, t in enumerate(order):
-            p = t._lazy
-            t._value = p.value = self.value(arena, k, p)
-            t._lazy = None
-
 
 def _index_array(attrs, kind, shape):
     from .ops import _flat_positions
@@ -393,17 +588,25 @@ def _broadcast_strides(shape, target):
 class Lowering:
     """Turns a pending graph into a Program: assigns arena slots and emits rows."""
 
-    def __init__(self, order, inputs, where, fdtype, outputs=()):
-        """``outputs`` are nodes read straight from the arena afterwards: they must be laid
-        out contiguously there (not left as a transpose flag)."""
-        self.order, self.inputs, self.where, self.fdtype = order, inputs, where, fdtype
+    def __init__(self, recs, ext, seg, fdtype, outputs=()):
+        """``recs``: the segment's outputs in order; ``ext``: the realized tensors it reads;
+        ``outputs``: outputs read straight from the arena afterwards: they must be laid out
+        contiguously there (not left as a transpose flag)."""
+        self.recs, self.ext, self.seg, self.fdtype = recs, ext, seg, fdtype
+        self.slots = {id(t): k for k, t in enumerate(ext)}
         self.outputs = outputs
         self.rows, self.scalars, self.index_specs = [], [], []
         self.index_len = 0
         self.size = 0
         self.input_slots, self.node_slots = [], []
-        self.buf = {}   # id(tensor) -> (offset, shape)
+        self.buf = {}   # ("n", pos) or ("i", slot) -> (offset, shape)
         self.transposed = {}  # node key -> (offset, shape) of a 2-D matrix it transposes
+
+    def key(self, u):
+        p = u._lazy
+        if p is not None and p.seg is self.seg:
+            return ("n", p.pos)
+        return ("i", self.slots[id(u)])
 
     def alloc(self, n):
         off = self.size
@@ -415,24 +618,24 @@ class Lowering:
         return len(self.scalars) - 1
 
     def program(self):
-        for t in self.inputs:
-            v = t._value
-            if v.ndim == 0:
-                k = self.scalar(0.0)
+        for k, t in enumerate(self.ext):
+            shape = t._shape
+            if not shape:
+                j = self.scalar(0.0)
                 off = self.alloc(1)
-                self.row(I.FILL, k, off, dims=(1, 1, 1, 1))
-                self.input_slots.append((1, k, 1))
+                self.row(I.FILL, j, off, dims=(1, 1, 1, 1))
+                self.input_slots.append((1, j, 1))
             else:
-                off = self.alloc(v.size)
-                self.input_slots.append((0, off, v.size))
-            self.buf[self.where[id(t)]] = (off, v.shape)
-        for i, t in enumerate(self.order):
-            p = t._lazy
-            off = LOWER[p.op.name](self, t, p)
-            self.buf[("n", i)] = (off, p.shape)
+                n = int(np.prod(shape, dtype=np.int64))
+                off = self.alloc(n)
+                self.input_slots.append((0, off, n))
+            self.buf[("i", k)] = (off, shape)
+        for p in self.recs:
+            off = LOWER[p.op.name](self, p)
+            self.buf[("n", p.pos)] = (off, p.shape)
             self.node_slots.append((off, int(np.prod(p.shape, dtype=np.int64))))
-        for t in self.outputs:
-            self.operand(t)
+        for p in self.outputs:
+            self.operand_key(("n", p.pos))
         code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
         return Program(code, np.array(self.scalars or [0.0]), self.index_specs,
                        max(self.size, 1), self.input_slots, self.node_slots, self.fdtype)
@@ -444,7 +647,9 @@ class Lowering:
 
     def operand(self, u):
         """``u``'s contiguous buffer (offset, shape); a transpose kept as a flag is copied now."""
-        key = self.where[id(u)]
+        return self.operand_key(self.key(u))
+
+    def operand_key(self, key):
         t = self.transposed.pop(key, None)
         if t is not None:
             src_off, src_shape = t
@@ -456,15 +661,15 @@ class Lowering:
 
     def matrix(self, u):
         """``u`` as a matrix operand: (offset, shape, transposed flag)."""
-        key = self.where[id(u)]
+        key = self.key(u)
         t = self.transposed.get(key)
         if t is not None:
             return t[0], t[1][::-1], 1
         off, shape = self.buf[key]
         return off, shape, 0
 
-    def new_out(self, t):
-        return self.alloc(np.prod(t._lazy.shape, dtype=np.int64))
+    def new_out(self, p):
+        return self.alloc(np.prod(p.shape, dtype=np.int64))
 
     def elementwise(self, op, sub, out, out_shape, operands):
         """out (contiguous, ``out_shape``) = op over operands [(offset, shape or strides)]."""
@@ -520,9 +725,9 @@ class Lowering:
 # --- per-op lowering rules -----------------------------------------------------------
 
 def _ew_unary(code):
-    def lower(lw, t, p):
+    def lower(lw, p):
         (x,) = p.inputs
-        out = lw.new_out(t)
+        out = lw.new_out(p)
         off, shape = lw.operand(x)
         lw.elementwise(I.UNARY, code, out, p.shape, [(off, shape, None)])
         return out
@@ -530,80 +735,80 @@ def _ew_unary(code):
 
 
 def _ew_binary(code, opcode=I.BINARY):
-    def lower(lw, t, p):
+    def lower(lw, p):
         a, b = p.inputs
-        out = lw.new_out(t)
+        out = lw.new_out(p)
         lw.elementwise(opcode, code, out, p.shape,
                        [(*lw.operand(a), None), (*lw.operand(b), None)])
         return out
     return lower
 
 
-def _lower_where(lw, t, p):
+def _lower_where(lw, p):
     a, b = p.inputs
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     cond = p.attrs["cond"]
     lw.elementwise(I.WHERE, 0, out, p.shape, [(*lw.operand(cond), None),
                                               (*lw.operand(a), None), (*lw.operand(b), None)])
     return out
 
 
-def _lower_clamp(lw, t, p):
+def _lower_clamp(lw, p):
     (x,) = p.inputs
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     k = lw.scalar(p.attrs["lo"])
     lw.scalar(p.attrs["hi"])
     lw.elementwise(I.CLAMP, k, out, p.shape, [(*lw.operand(x), None)])
     return out
 
 
-def _lower_pow_scalar(lw, t, p):
+def _lower_pow_scalar(lw, p):
     (x,) = p.inputs
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     lw.elementwise(I.POW_SCALAR, lw.scalar(p.attrs["exponent"]), out, p.shape,
                    [(*lw.operand(x), None)])
     return out
 
 
-def _lower_rpow(lw, t, p):
+def _lower_rpow(lw, p):
     (x,) = p.inputs
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     base = lw.constant(p.attrs["base"])
     lw.elementwise(I.BINARY, ew.POW, out, p.shape, [(base, (), None), (*lw.operand(x), None)])
     return out
 
 
-def _lower_rsub(lw, t, p):
+def _lower_rsub(lw, p):
     (x,) = p.inputs
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     s = lw.constant(p.attrs["scalar"])
     lw.elementwise(I.BINARY, ew.SUB, out, p.shape, [(s, (), None), (*lw.operand(x), None)])
     return out
 
 
-def _lower_copy(lw, t, p):
+def _lower_copy(lw, p):
     (x,) = p.inputs
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     lw.elementwise(I.COPY, 0, out, p.shape, [(*lw.operand(x), None)])
     return out
 
 
-def _lower_overwrite(lw, t, p):
-    out = lw.new_out(t)
+def _lower_overwrite(lw, p):
+    out = lw.new_out(p)
     lw.elementwise(I.COPY, 0, out, p.shape, [(*lw.operand(p.inputs[1]), None)])
     return out
 
 
-def _lower_alias(lw, t, p):
+def _lower_alias(lw, p):
     return lw.operand(p.inputs[0])[0]
 
 
-def _lower_view(lw, t, p):
+def _lower_view(lw, p):
     (x,) = p.inputs
     if p.op.name == "permute" and p.attrs["dims"] == (1, 0):
         off, shape, flag = lw.matrix(x)
         if not flag:  # a plain transpose: consumers that are matmuls read it as a flag
-            lw.transposed[("n", len(lw.node_slots))] = (off, shape)
+            lw.transposed[("n", p.pos)] = (off, shape)
             return off
     off, shape = lw.operand(x)
     fake = fake_array(shape, p.dtype if p.dtype in _FLOATS else lw.fdtype)
@@ -614,24 +819,24 @@ def _lower_view(lw, t, p):
     strides = tuple(s // item for s in v.strides)
     if strides == _c_strides(v.shape) or v.size <= 1:
         return off + view_off  # the view is a contiguous run of the buffer: share it
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     lw.copy_view(out, p.shape, off, view_off, strides)
     return out
 
 
 def _lower_reduce(code, scale=None):
-    def lower(lw, t, p):
+    def lower(lw, p):
         (x,) = p.inputs
         off, shape = lw.operand(x)
         dims = p.attrs["dims"]
         if not dims:
-            out = lw.new_out(t)
+            out = lw.new_out(p)
             lw.elementwise(I.COPY, 0, out, p.shape, [(off, shape, None)])
             return out
         res = lw.reduce(code, off, shape, dims)
         if scale is not None:
             n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
-            out = lw.new_out(t)
+            out = lw.new_out(p)
             lw.elementwise(I.BINARY, ew.DIV, out, p.shape,
                            [(res, p.shape, None), (lw.constant(n if n else np.nan), (), None)])
             return out
@@ -640,7 +845,7 @@ def _lower_reduce(code, scale=None):
 
 
 def _lower_var(sqrt):
-    def lower(lw, t, p):
+    def lower(lw, p):
         (x,) = p.inputs
         off, shape = lw.operand(x)
         dims = p.attrs["dims"]
@@ -655,7 +860,7 @@ def _lower_var(sqrt):
         lw.elementwise(I.BINARY, ew.MUL, centred, shape, [(centred, shape, None),
                                                           (centred, shape, None)])
         sq = lw.reduce(rd.SUM, centred, shape, dims)
-        out = lw.new_out(t)
+        out = lw.new_out(p)
         lw.elementwise(I.BINARY, ew.DIV, out, p.shape, [(sq, p.shape, None),
                                                         (lw.constant(p.attrs["denom"]), (), None)])
         if sqrt:
@@ -664,7 +869,7 @@ def _lower_var(sqrt):
     return lower
 
 
-def _lower_logsumexp(lw, t, p):
+def _lower_logsumexp(lw, p):
     (x,) = p.inputs
     off, shape = lw.operand(x)
     dims = p.attrs["dims"]
@@ -676,31 +881,31 @@ def _lower_logsumexp(lw, t, p):
     lw.elementwise(I.UNARY, ew.EXP, shifted, shape, [(shifted, shape, None)])
     s = lw.reduce(rd.SUM, shifted, shape, dims)
     lw.elementwise(I.UNARY, ew.LOG, s, keep, [(s, keep, None)])
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     lw.elementwise(I.BINARY, ew.ADD, out, keep, [(s, keep, None), (m, keep, None)])
     return out
 
 
 def _lower_softmax(log):
-    def lower(lw, t, p):
+    def lower(lw, p):
         (x,) = p.inputs
         off, shape = lw.operand(x)
         shape = shape or (1,)  # a 0-d tensor is one row of one element
         d = p.attrs["dim"]
         a = int(np.prod(shape[:d], dtype=np.int64))
         b = int(np.prod(shape[d + 1:], dtype=np.int64))
-        out = lw.new_out(t)
+        out = lw.new_out(p)
         if a * b * shape[d]:
             lw.row(I.SOFTMAX, int(log), out, off, dims=(a, shape[d], b, 1))
         return out
     return lower
 
 
-def _lower_mm(lw, t, p):
+def _lower_mm(lw, p):
     a, b = p.inputs
     ao, ash, ta = lw.matrix(a)
     bo, bsh, tb = lw.matrix(b)
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     if len(ash) == 1 and len(bsh) == 1:        # dot
         dims = (1, ash[0], 1, 1)
     elif len(bsh) == 1:                        # mv
@@ -711,11 +916,11 @@ def _lower_mm(lw, t, p):
     return out
 
 
-def _lower_linear(lw, t, p):
+def _lower_linear(lw, p):
     x, w = p.inputs[0], p.inputs[1]
     xo, xsh, tx = lw.matrix(x)
     wo, wsh, tw = lw.matrix(w)
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     # x @ w.T: w's buffer read transposed (flag flips when w is itself a transpose)
     lw.row(I.MM, tx | ((1 - tw) << 1), out, xo, wo, dims=(xsh[0], xsh[1], wsh[0], 1))
     if len(p.inputs) == 3:
@@ -724,16 +929,16 @@ def _lower_linear(lw, t, p):
     return out
 
 
-def _lower_bmm(lw, t, p):
+def _lower_bmm(lw, p):
     a, b = p.inputs
     (ao, ash), (bo, bsh) = lw.operand(a), lw.operand(b)
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     lw.row(I.BMM, 0, out, ao, bo, dims=(ash[0], ash[1], ash[2], bsh[2]))
     return out
 
 
-def _lower_cat(lw, t, p):
-    out = lw.new_out(t)
+def _lower_cat(lw, p):
+    out = lw.new_out(p)
     d = p.attrs["dim"] if p.op.name == "cat" else None
     st = _c_strides(p.shape)
     start = 0
@@ -763,18 +968,18 @@ def _lower_cat(lw, t, p):
     return out
 
 
-def _lower_index(lw, t, p):
+def _lower_index(lw, p):
     if _advanced(p.attrs["key"]):
-        return _lower_gather_index(lw, t, p)
-    return _lower_view(lw, t, p)
+        return _lower_gather_index(lw, p)
+    return _lower_view(lw, p)
 
 
 def _lower_gather(kind):
     """out = x.flat[positions]: from an index ``key`` over x's shape, or a raw ``idx``."""
-    def lower(lw, t, p):
+    def lower(lw, p):
         (x,) = p.inputs
         off, shape = lw.operand(x)
-        out = lw.new_out(t)
+        out = lw.new_out(p)
         n = int(np.prod(p.shape, dtype=np.int64))
         k = lw.indices(kind, shape if kind == "key" else None, n)
         if n:
@@ -787,10 +992,10 @@ _lower_gather_index = _lower_gather("key")
 _lower_take = _lower_gather("idx")
 
 
-def _lower_index_add(lw, t, p):
+def _lower_index_add(lw, p):
     (g,) = p.inputs
     off, gshape = lw.operand(g)
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     n = int(np.prod(gshape, dtype=np.int64))
     total = int(np.prod(p.shape, dtype=np.int64))
     if p.attrs.get("key") is not None:   # positions of a forward index, kept as its key
@@ -801,7 +1006,7 @@ def _lower_index_add(lw, t, p):
     return out
 
 
-def _lower_index_put(lw, t, p):
+def _lower_index_put(lw, p):
     x, v = p.inputs
     xo, xshape = lw.operand(x)
     vo, vshape = lw.operand(v)
@@ -809,7 +1014,7 @@ def _lower_index_put(lw, t, p):
     n = int(np.prod(idx_shape, dtype=np.int64))
     vals = lw.alloc(n)
     lw.elementwise(I.COPY, 0, vals, idx_shape, [(vo, vshape, None)])
-    out = lw.new_out(t)
+    out = lw.new_out(p)
     total = int(np.prod(p.shape, dtype=np.int64))
     k = lw.indices("idx", None, n)
     lw.row(I.SCATTER, k, out, vals, xo, dims=(n, total, 1, 1))
@@ -848,11 +1053,15 @@ LOWER = {
     "take": _lower_take, "index_add": _lower_index_add, "index_put": _lower_index_put,
 }
 
-from .ops import defop as _defop, fake_array  # noqa: E402  (ops imports this module last)
+from .ops import defop as _defop, fake_array, finish as _finish  # noqa: E402  (ops imports this module last)
 from . import tensor as _tensor  # noqa: E402
+from .autograd.graph import SavedTensor, node_class  # noqa: E402
+from .autograd.grad_mode import _state as _grad_state  # noqa: E402
 
-_tensor._realize = realize  # Tensor._data realizes through this without an import per access
-_Tensor_make = _tensor.Tensor._make
+# Tensor reaches these without an import per access
+_tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
+_tensor._changing = changing
+_Tensor = _tensor.Tensor
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
                meta=lambda metas: [metas[0]])
@@ -860,41 +1069,38 @@ ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
 
 # --- cached training steps -------------------------------------------------------------
 #
-# A lazy ``loss.backward()`` whose whole autograd graph is still pending is keyed by the
-# forward graph's signature. The first time, the engine traces the VJP rules (recording
-# the backward lazily) and forward and backward are realized as one Program; the entry
-# remembers how that Program's inputs, index arrays and outputs map onto any later
-# forward graph with the same signature. Later steps skip the engine entirely: bind the
-# forward's inputs, run one native call, hand out values and gradients.
+# A lazy ``loss.backward()`` on a loss recorded in the current segment is keyed by the
+# trie node the forward ops led to (which fixes the structure, shapes, dtypes and
+# autograd flags of everything recorded) and the loss's position. The first time, the
+# engine traces the VJP rules (recording the backward into the same segment) and forward
+# and backward are realized as one Program; the entry remembers how that Program's
+# inputs, index arrays and gradients map onto any later forward with the same key.
+# Later steps skip the engine and the grad_fns entirely: bind the forward's inputs, run
+# one native call, hand out gradients.
 
-_train_cache = {}
 _accumulate_leaf = None  # set by jitgrad.autograd.engine (which imports this module)
 
 
 def train_step(root, seed, retain_graph):
     """Run ``root.backward(seed)`` from a cached Program (returns True), or return a
     recorder that registers this step's Program after the engine has traced it, or None
-    when the graph is not eligible (hooks, realized non-leaf tensors inside, ...)."""
-    if root._value is not None:
+    when the step is not eligible (hooks, a grad_fn already made, ...)."""
+    rec = _rec
+    p = root._lazy
+    if p is None or p.seg is not rec.seg or rec.seg.materialized:
         return None
-    order, inputs, where, graph_sig = _collect([root])
-    for t in order:
-        n = t.grad_fn
-        if n is not None and (n._hooks or n._pre_hooks or n._watchers):
+    for t in rec.ext:
+        if t._hooks is not None and t._requires_grad:
             return None
-    for t in inputs:
-        if t._requires_grad and (t.grad_fn is not None or t._hooks):
-            return None
-    fdtype = _program_dtype(order, inputs)
-    # which nodes carry a grad_fn (no_grad sections, detach) shapes the backward graph
-    sig = (fdtype.str, graph_sig,
-           tuple(t._requires_grad for t in inputs), tuple(t.grad_fn is not None for t in order),
-           seed._value.dtype.str)
-    entry = _train_cache.get(sig)
+    if seed._value is None:
+        return None
+    key = (p.pos, seed._value.dtype)
+    node = rec.node
+    entry = node.train.get(key) if node.train is not None else None
     if entry is None:
-        return _Recorder(sig, order, inputs, seed, fdtype)
+        return _Recorder(rec.seg, node, key, len(rec.recs), list(rec.ext), seed)
     _stats["cache_hits"] += 1
-    entry.run(order, inputs, seed, retain_graph)
+    entry.run(seed, retain_graph)
     return True
 
 
@@ -905,87 +1111,102 @@ def _has_arrays(obj):
 
 
 class _Recorder:
-    """Realizes a traced training step and files it in ``_train_cache``."""
+    """Realizes a traced training step and files it under the forward's trie node."""
 
-    def __init__(self, sig, order, inputs, seed, fdtype):
-        self.sig, self.order, self.inputs, self.seed, self.fdtype = sig, order, inputs, seed, fdtype
+    def __init__(self, seg, node, key, n_fwd, fwd_ext, seed):
+        self.seg, self.node, self.key = seg, node, key
+        self.n_fwd, self.fwd_ext, self.seed = n_fwd, fwd_ext, seed
 
     def register(self, leaf_grads):
-        targets = [g for _, g in leaf_grads if g._value is None] + self.order
-        c_order, c_inputs, c_where, _ = _collect(targets)
-        _stats["lowerings"] += 1
-        grad_nodes = [g for _, g in leaf_grads if g._value is None]
-        program = Lowering(c_order, c_inputs, c_where, self.fdtype, grad_nodes).program()
-        entry = self._entry(program, leaf_grads, c_order, c_inputs, c_where)
+        rec = _rec
+        seg, recs, ext, slots = rec.seg, rec.recs, rec.ext, rec.slots
+        if (seg is not self.seg or len(ext) < len(self.fwd_ext)
+                or any(a is not b for a, b in zip(ext, self.fwd_ext))):
+            return  # the forward was realized meanwhile: nothing to cache
+        outputs = [g._lazy for _, g in leaf_grads
+                   if g._value is None and g._lazy.seg is seg]
+        program = _realize_segment(outputs)
+        if program is None:
+            return
+        entry = self._entry(program, leaf_grads, seg, recs, ext, slots)
         if entry is not None:
-            _train_cache[self.sig] = entry
-        program.run(c_order, c_inputs)
+            if self.node.train is None:
+                self.node.train = {}
+            self.node.train[self.key] = entry
 
-    def _entry(self, program, leaf_grads, c_order, c_inputs, c_where):
-        fwd_input = {id(t): k for k, t in enumerate(self.inputs)}
-        input_specs = []
-        for t in c_inputs:
-            if id(t) in fwd_input:
-                input_specs.append(("fwd", fwd_input[id(t)]))
-            elif t is self.seed:
-                input_specs.append(("seed", None))
+    def _entry(self, program, leaf_grads, seg, recs, ext, slots):
+        n_ext = len(self.fwd_ext)
+        if any(t._requires_grad and t._grad_fn is not None for t in self.fwd_ext):
+            return None  # gradients flow on into an earlier graph: the engine's job
+        extra = []
+        for t in ext[n_ext:]:
+            if t is self.seed:
+                extra.append(None)
             else:  # a constant the VJP rules made (a wrapped number, zeros, ...)
-                input_specs.append(("const", t._value.copy()))
+                extra.append(t._data.copy())
         owners = {}
-        for k, t in enumerate(self.order):
-            for v in t._lazy.attrs.values():
+        for k, p in enumerate(recs[:self.n_fwd]):
+            for v in p.attrs.values():
                 if isinstance(v, (tuple, np.ndarray)):
                     owners[id(v)] = k
         index_specs = []
         for place, kind, shape in program.index_specs:
-            attrs = c_order[place]._lazy.attrs
-            obj = attrs["key"] if kind == "key" else attrs["idx"]
+            if place < self.n_fwd:
+                index_specs.append((place, kind, shape, None))
+                continue
+            seg_attrs = recs[place].attrs
+            obj = seg_attrs["key"] if kind == "key" else seg_attrs["idx"]
             if id(obj) in owners:
-                index_specs.append(("fwd", owners[id(obj)], kind, shape))
+                index_specs.append((owners[id(obj)], kind, shape, None))
             elif kind == "key" and not _has_arrays(obj):
-                index_specs.append(("const", _index_array(attrs, kind, shape), None, None))
+                index_specs.append((None, kind, shape, _index_array(seg_attrs, kind, shape)))
             else:
-                return None  # positions that change per step but come from no forward node
-        fwd_nodes = [c_where[id(t)][1] for t in self.order]
+                return None  # positions that change per step but come from no forward op
         grads = []
         for leaf, g in leaf_grads:
-            wired = c_where.get(id(g))
-            if wired is not None and wired[0] == "n":
-                source = ("n", wired[1])
+            slot = slots.get(id(leaf))
+            if slot is None or slot >= n_ext:
+                return None
+            q = g._lazy
+            if g._value is None and q.seg is seg:
+                source = ("n", q.pos)
             elif g is self.seed:
                 source = ("seed", None)
-            elif id(g) in fwd_input:
-                source = ("fwd", fwd_input[id(g)])
+            elif slots.get(id(g), n_ext) < n_ext:
+                source = ("fwd", slots[id(g)])
             else:
-                source = ("const", g._value.copy())
-            grads.append((fwd_input[id(leaf)], source))
-        return _TrainEntry(program, input_specs, index_specs, fwd_nodes, grads)
+                source = ("const", g._data.copy())
+            grads.append((slot, int(np.prod(leaf._shape, dtype=np.int64)), source))
+        return _TrainEntry(program, extra, index_specs, grads)
 
 
 class _TrainEntry:
-    def __init__(self, program, input_specs, index_specs, fwd_nodes, grads):
-        self.program, self.input_specs, self.index_specs = program, input_specs, index_specs
-        self.fwd_nodes, self.grads = fwd_nodes, grads
+    def __init__(self, program, extra, index_specs, grads):
+        self.program, self.extra, self.index_specs, self.grads = program, extra, index_specs, grads
 
-    def run(self, order, inputs, seed, retain_graph):
-        values = [inputs[k]._value if kind == "fwd" else (seed._value if kind == "seed" else k)
-                  for kind, k in self.input_specs]
-        indices = [_index_array(order[k]._lazy.attrs, kind, shape) if src == "fwd" else k
-                   for src, k, kind, shape in self.index_specs]
+    def run(self, seed, retain_graph):
+        rec = _rec
+        recs, ext, seg = rec.recs, rec.ext, rec.seg
+        rec.reset()
+        seed_value = seed._value
+        values = [t._data for t in ext]
+        for v in self.extra:
+            values.append(seed_value if v is None else v)
+        indices = [_index_array(recs[place].attrs, kind, shape) if const is None else const
+                   for place, kind, shape, const in self.index_specs]
         program = self.program
         arena = program.execute(values, indices)
-        for t, pos in zip(order, self.fwd_nodes):
-            p = t._lazy
-            t._value = p.value = program.value(arena, pos, p)
-            t._lazy = None
-            if not retain_graph and t.grad_fn is not None:
-                t.grad_fn.release()
-        Tensor = _tensor.Tensor
-        for k, (kind, src) in self.grads:
-            leaf = inputs[k]
+        seg.program, seg.arena = program, arena
+        if not retain_graph:
+            seg.released, seg.deferred = True, []
+        Tensor = _Tensor
+        slots = program.node_slots
+        for k, n, (kind, src) in self.grads:
+            leaf = ext[k]
             if kind == "n":
-                g = arena[program.node_slots[src][0]:][:leaf._value.size].reshape(leaf._value.shape)
+                off = slots[src][0]
+                g = arena[off:off + n].reshape(leaf._shape)
                 _accumulate_leaf(leaf, Tensor._make(g), False, owned=True)
                 continue
-            g = seed._value if kind == "seed" else (inputs[src]._value if kind == "fwd" else src)
+            g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
             _accumulate_leaf(leaf, Tensor._make(g), False)  # copied: the array is not ours

@@ -117,22 +117,27 @@ def _reduce_meta(metas, dims, keepdim, dtype=None, **attrs):
 def apply(op, inputs, grad_fn_name, **attrs):
     """Run ``op`` on tensors ``inputs`` (or record it, in lazy mode) and record it for
     autograd when needed."""
-    outs = None
     if _lazy._STATE["lazy"]:
-        outs = _lazy.record(op, inputs, attrs)
-        if outs is None:
-            _lazy._stats["eager_fallbacks"] += 1
-    if outs is None:
-        datas = op.forward(*[t._data for t in inputs], **attrs)
-        outs = [Tensor._make(d) for d in (datas if op.multi else (datas,))]
+        outs = _lazy.record(op, inputs, attrs, grad_fn_name)
+        if outs is not None:
+            return outs
+        _lazy._stats["eager_fallbacks"] += 1
+    datas = op.forward(*[t._data for t in inputs], **attrs)
+    outs = [Tensor._make(d) for d in (datas if op.multi else (datas,))]
+    return finish(op, inputs, outs, grad_fn_name, attrs)
+
+
+def finish(op, inputs, outs, grad_fn_name, attrs):
+    """Link view outputs to their base and give the outputs a ``grad_fn`` when autograd
+    records ``op``; returns the output (a tuple for multi-output ops)."""
     multi = op.multi
     if op.view:
         _link_views(op, inputs[0], outs, grad_fn_name, attrs, multi)
-    if (op.vjp is not None and is_grad_enabled() and outs[0]._npdtype.kind == "f"
-            and builtins.any(t._requires_grad for t in inputs)):
+    if (op.vjp is not None and grad_fn_name is not None and is_grad_enabled()
+            and outs[0]._npdtype.kind == "f" and builtins.any(t._requires_grad for t in inputs)):
         node = node_class(grad_fn_name)(op, attrs, inputs, len(outs))
         for i, o in enumerate(outs):
-            o._requires_grad, o.grad_fn, o._output_nr = True, node, i
+            o._requires_grad, o._grad_fn, o._output_nr = True, node, i
         for key in op.save:
             if key == "out":
                 node.save(key, outs[0], 0)
@@ -1739,6 +1744,7 @@ def inplace(self, compute):
     """
     _check_inplace(self)
     _lazy.flush()  # pending ops read the old values: compute them before the write
+    _lazy.freeze()  # recorded grad_fns keep the versions and grad_fns they saw
     recording = is_grad_enabled() and (
         self._requires_grad or (self._view_fn is not None and self._base._requires_grad))
     old = self

@@ -66,7 +66,10 @@ def _check_device(dev):
             "(device='cpu'); the numba.cuda backend is a separate, optional component.")
 
 
-_realize = None  # set by jitgrad.lazy: computes pending tensors
+_realize = None      # set by jitgrad.lazy: computes pending tensors
+_Pending = None      # set by jitgrad.lazy: the class of a not-yet-made grad_fn
+_materialize = None  # set by jitgrad.lazy: makes a deferred grad_fn (and its inputs')
+_changing = None     # set by jitgrad.lazy: called before a tensor's autograd state changes
 
 _NON_LEAF_GRAD = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
@@ -83,7 +86,7 @@ class Tensor:
     ``Tensor(2, 3)`` an uninitialised one of that size.
     """
 
-    __slots__ = ("_value", "_lazy", "_vc", "_requires_grad", "grad_fn", "_output_nr", "_grad",
+    __slots__ = ("_value", "_lazy", "_vc", "_requires_grad", "_grad_fn", "_output_nr", "_grad",
                  "_base", "_view_fn", "_retains_grad", "_hooks", "_accumulator",
                  "__weakref__", "__dict__")
 
@@ -99,7 +102,7 @@ class Tensor:
         self._lazy = None
         self._vc = [0] if version is None else version
         self._requires_grad = requires_grad
-        self.grad_fn = None
+        self._grad_fn = None
         self._output_nr = 0
         self._grad = None
         self._base = None
@@ -160,12 +163,30 @@ class Tensor:
     # --- autograd state ---------------------------------------------------
 
     @property
+    def grad_fn(self):
+        """The node that made this tensor (``None`` for leaves).
+
+        Lazy mode records an op's node only when something asks for it (this
+        property, a backward pass that cannot be replayed): until then the
+        pending computation stands in for it, with the versions its saved
+        tensors had when the op ran.
+        """
+        fn = self._grad_fn
+        if fn is not None and fn.__class__ is _Pending:
+            fn = _materialize(self)
+        return fn
+
+    @grad_fn.setter
+    def grad_fn(self, fn):
+        self._grad_fn = fn
+
+    @property
     def requires_grad(self):
         return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, flag):
-        if self.grad_fn is not None:
+        if self._grad_fn is not None:
             if flag:
                 return
             raise RuntimeError(
@@ -174,6 +195,8 @@ class Tensor:
                 "var_no_grad = var.detach().")
         if flag and not self.dtype.is_floating_point:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if bool(flag) != self._requires_grad:
+            _changing(self)
         self._requires_grad = bool(flag)
 
     def requires_grad_(self, requires_grad=True):
@@ -184,7 +207,7 @@ class Tensor:
     @property
     def is_leaf(self):
         """True for tensors not made by a recorded op (``grad_fn is None``)."""
-        return self.grad_fn is None
+        return self._grad_fn is None
 
     @property
     def grad(self):
@@ -268,6 +291,7 @@ class Tensor:
         """Cut this tensor from the graph in place, making it a leaf."""
         if self._base is not None and self._base.requires_grad and self.grad_fn is not None:
             raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        _changing(self)
         self.grad_fn = None
         self._requires_grad = False
         return self

@@ -74,7 +74,7 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
     otherwise the gradients reaching ``inputs`` are returned (``grad``).
     """
     for i, out in enumerate(outputs):
-        if out.grad_fn is None and not out._requires_grad:
+        if out._grad_fn is None and not out._requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not have "
                                "a grad_fn")
     grads = _make_grads(outputs, grad_outputs)
@@ -191,6 +191,8 @@ def _accumulated(old, g, create_graph):
     if create_graph:
         return old + g
     with no_grad():
+        _lazy.flush()
+        _lazy.freeze()
         np.add(old._data, g._data, out=old._data, casting="unsafe")
         old._vc[0] += 1
     return old

@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from .. import lazy as _lazy
 from ..autograd.grad_mode import enable_grad
 from ..tensor import Tensor
 
@@ -178,6 +179,8 @@ class Optimizer:
                     g = p._grad
                     if g.grad_fn is not None:
                         g.detach_()
+                    _lazy.flush()
+                    _lazy.freeze()
                     g._data[...] = 0
                     g._vc[0] += 1
 
@@ -191,6 +194,8 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         self._opt_called = True
+        _lazy.flush()   # recorded ops read the parameters as they are now
+        _lazy.freeze()  # and recorded grad_fns keep the versions they saw
         for group, arenas in zip(self.param_groups, self._arenas):
             for arena in arenas:
                 if arena.sync():
