@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from . import dtypes as dt
+from . import lazy as _lazy
 from . import ops
 from .tensor import Tensor, _check_device, device as _device
 
@@ -25,6 +26,10 @@ for _name in (
         "sum_to_size split chunk unbind take select narrow index_select").split():
     setattr(Tensor, _name, _method(getattr(ops, _name)))
 
+# unary functions take the tensor first: bound as they are (their lazy lane included)
+for _name in "exp log sqrt rsqrt sin cos tanh sigmoid relu reciprocal neg abs sign".split():
+    setattr(Tensor, _name, getattr(ops, _name))
+
 Tensor.negative = Tensor.neg
 Tensor.absolute = Tensor.abs
 Tensor.where = lambda self, condition, other: ops.where(condition, self, other)
@@ -43,10 +48,39 @@ def _binary(fn, reflected=False):
     return method
 
 
-Tensor.__add__ = Tensor.__radd__ = _binary(ops.add)
-Tensor.__sub__ = _binary(ops.sub)
-Tensor.__mul__ = Tensor.__rmul__ = _binary(ops.mul)
-Tensor.__truediv__ = _binary(ops.div)
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _recorded(fn, op, name):
+    """``fn`` as an operator with a lane for lazy mode's common case: float operands of one
+    dtype (or a float tensor and a Python float) go straight to the recorder, whose trie
+    already knows the op's checks passed for operands like these; anything else (and any
+    op the recorder declines) takes ``fn``'s general path with its checks and errors."""
+    general = _binary(fn)
+    state, record, wrap, from_np = _lazy._STATE, _lazy.record, ops._wrap, dt._FROM_NP
+
+    def method(self, other):
+        if state["lazy"]:
+            d = self._npdtype
+            if d is _F32 or d is _F64:
+                if isinstance(other, Tensor):
+                    if other._npdtype is d:
+                        out = record(op, [self, other], {"dtype": d}, name)
+                        if out is not None:
+                            return out
+                elif type(other) is float:
+                    out = record(op, [self, wrap(other, from_np[d])], {"dtype": d}, name)
+                    if out is not None:
+                        return out
+        return general(self, other)
+    return method
+
+
+# as in PyTorch, ``2 * x`` is ``x.mul(2)``: the tensor stays the first operand
+Tensor.__add__ = Tensor.__radd__ = _recorded(ops.add, ops._ADD, "AddBackward0")
+Tensor.__sub__ = _recorded(ops.sub, ops._SUB, "SubBackward0")
+Tensor.__mul__ = Tensor.__rmul__ = _recorded(ops.mul, ops._MUL, "MulBackward0")
+Tensor.__truediv__ = _recorded(ops.div, ops._DIV, "DivBackward0")
 Tensor.__floordiv__ = _binary(ops.floor_divide)
 Tensor.__rfloordiv__ = _binary(ops.floor_divide, reflected=True)
 Tensor.__mod__ = _binary(ops.remainder)

@@ -77,7 +77,7 @@ def _kernel_dispatchers():
                     yield v
 
 
-_segments = []  # weakrefs to segments that may hold deferred grad_fns
+_segments = []  # weakrefs to segments holding deferred grad_fns (each once)
 
 
 class Segment:
@@ -97,7 +97,6 @@ class Segment:
         self.program = self.arena = None
         self.released = self.materialized = False
         self.deferred = []  # weakrefs to its outputs whose grad_fn is not made yet
-        _segments.append(_weakref(self))
 
 
 class Pending:
@@ -178,10 +177,6 @@ _trie_size = [0]
 _rec = _Recording()
 
 
-def _grad_enabled():
-    return _grad_state.enabled
-
-
 def record(op, inputs, attrs, name):
     """Pending output tensors of ``op`` (a tuple for multi-output ops), or None when the
     interpreter does not cover it (integer operands, mixed float dtypes, ...): the
@@ -226,7 +221,11 @@ def record(op, inputs, attrs, name):
         key = (op, name, _grad_state.enabled, _attrs_key(attrs), tuple(refs))
         step = node.children.get(key)
     if step is None:
-        step = _new_step(op, inputs, operands, attrs, name, node)
+        try:
+            step = _new_step(op, inputs, operands, attrs, name, node)
+        except BaseException:  # bad input: raise at the call site, recording nothing
+            _unbind(rec, n_ext)
+            raise
         if step is None:   # a different float dtype: it starts a segment of its own
             _unbind(rec, n_ext)
             _realize_segment()
@@ -241,14 +240,21 @@ def record(op, inputs, attrs, name):
     recs = rec.recs
     if mode:
         shape, dtype, view = step.metas[0]
-        t = _new_pending()
+        t = _new_tensor(_Tensor)  # _new_pending() inlined: this is the hot path
+        t._value = None
+        t._vc = [0]
+        t._requires_grad = False
+        t._grad_fn = None
         t._lazy = p = Pending(op, inputs, attrs, 0, shape, dtype, seg, len(recs))
         recs.append(p)
         if mode == 2:
             p.grad = name
             t._requires_grad = True
             t._grad_fn = p
-            seg.deferred.append(_weakref(t))
+            deferred = seg.deferred
+            if not deferred:
+                _segments.append(_weakref(seg))
+            deferred.append(_weakref(t))
         out = t
     else:
         metas = step.metas
@@ -327,19 +333,15 @@ def _new_step(op, inputs, operands, attrs, name, parent):
     return step
 
 
+_new_tensor = object.__new__
+
+
 def _new_pending():
-    t = object.__new__(_Tensor)
+    t = _new_tensor(_Tensor)
     t._value = None
     t._vc = [0]
     t._requires_grad = False
     t._grad_fn = None
-    t._output_nr = 0
-    t._grad = None
-    t._base = None
-    t._view_fn = None
-    t._retains_grad = False
-    t._hooks = None
-    t._accumulator = None
     return t
 
 
@@ -384,7 +386,9 @@ def materialize(t):
 def freeze():
     """Make every deferred grad_fn that a backward pass may still use, before a version
     counter moves or a tensor's grad_fn or autograd flags change."""
-    for r in _segments[:]:
+    segments = _segments[:]
+    _segments.clear()
+    for r in segments:
         seg = r()
         if seg is not None and seg.deferred:
             refs, seg.deferred = seg.deferred, []
@@ -683,6 +687,15 @@ class Lowering:
         if not dims or (len(dims) == 1 and all(st == 1 for st in dims[0][1])):
             # every operand runs contiguously alongside the output: the 1-D kernels
             self.row(op, sub, out, *[o for o, _, _ in operands], dims=(n, 1, 1, 1), flat=1)
+            return
+        if (len(dims) == 1 and op in (I.BINARY, I.COMPARE, I.WHERE) and dims[0][1][-1] == 1
+                and all(st in (0, 1) for st in dims[0][1])):
+            # contiguous operands and broadcast scalars: 1-D loops, a scalar read in place
+            flat = 1
+            for j, st in enumerate(dims[0][1][:-1]):
+                if st == 0:
+                    flat |= 2 << j
+            self.row(op, sub, out, *[o for o, _, _ in operands], dims=(n, 1, 1, 1), flat=flat)
             return
         if len(dims) > 4:
             raise NotImplementedError("more than 4 dims after merging")
@@ -1030,6 +1043,7 @@ LOWER = {
     "add": _ew_binary(ew.ADD), "sub": _ew_binary(ew.SUB), "mul": _ew_binary(ew.MUL),
     "div": _ew_binary(ew.DIV), "pow": _ew_binary(ew.POW), "maximum": _ew_binary(ew.MAXIMUM),
     "remainder": _ew_binary(ew.REMAINDER), "fmod": _ew_binary(ew.FMOD),
+    "threshold_backward": _ew_binary(ew.THRESHOLD_BACKWARD),
     "div_floor": _ew_binary(ew.FLOORDIV), "overwrite": _lower_overwrite,
     "minimum": _ew_binary(ew.MINIMUM),
     "eq": _ew_binary(ew.EQ, I.COMPARE), "ne": _ew_binary(ew.NE, I.COMPARE),
@@ -1199,14 +1213,19 @@ class _TrainEntry:
         seg.program, seg.arena = program, arena
         if not retain_graph:
             seg.released, seg.deferred = True, []
-        Tensor = _Tensor
+        make = _Tensor._make
         slots = program.node_slots
         for k, n, (kind, src) in self.grads:
             leaf = ext[k]
             if kind == "n":
                 off = slots[src][0]
-                g = arena[off:off + n].reshape(leaf._shape)
-                _accumulate_leaf(leaf, Tensor._make(g), False, owned=True)
+                g = arena[off:off + n]
+                home = leaf.__dict__.get("_grad_home")
+                if home is not None and leaf._grad is None and leaf._hooks is None:
+                    home.reshape(-1)[:] = g  # the optimizer keeps this gradient in its arena
+                    leaf._grad = make(home)
+                else:
+                    _accumulate_leaf(leaf, make(g.reshape(leaf._shape)), False, owned=True)
                 continue
             g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
-            _accumulate_leaf(leaf, Tensor._make(g), False)  # copied: the array is not ours
+            _accumulate_leaf(leaf, make(g), False)  # copied: the array is not ours

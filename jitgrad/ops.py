@@ -258,13 +258,13 @@ def _promote(a, b, name=None):
 def _dims(dim, ndim):
     """Sorted, normalised reduction dims; ``None`` means all."""
     if dim is None:
-        return list(range(ndim))
+        return tuple(range(ndim))
     if isinstance(dim, (tuple, list)):
         dims = sorted(_dim(d, ndim) for d in dim)
         if len(set(dims)) != len(dims):
             raise RuntimeError(f"dim {dims[0]} appears multiple times in the list of dims")
-        return dims if dims or ndim == 0 else list(range(ndim))
-    return [_dim(dim, ndim)] if ndim else []
+        return tuple(dims) if dims or ndim == 0 else tuple(range(ndim))
+    return (_dim(dim, ndim),) if ndim else ()
 
 
 def _keep_shape(shape, dims):
@@ -285,10 +285,19 @@ def _not_implemented(kernel, d):
 
 # --- elementwise: unary ---------------------------------------------------------
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
     op = defop(name, lambda x: L.unary(code, x), vjp, save, meta=_same_meta)
 
     def fn(input):
+        if _lazy._STATE["lazy"] and isinstance(input, Tensor):
+            d = input._npdtype
+            if d is _F32 or d is _F64:  # lazy mode's lane: the recorder checks it
+                out = _lazy.record(op, [input], {}, grad_fn_name)
+                if out is not None:
+                    return out
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
                             f"{type(input).__name__}")
@@ -316,7 +325,7 @@ tanh = _unary("tanh", ew.TANH, "TanhBackward0",
 sigmoid = _unary("sigmoid", ew.SIGMOID, "SigmoidBackward0",
                  lambda c, g: (g * c.saved("out") * (1 - c.saved("out")),), ("out",))
 relu = _unary("relu", ew.RELU, "ReluBackward0",
-              lambda c, g: (where(c.saved("out") <= 0, 0.0, g),), ("out",), keeps_int=True)
+              lambda c, g: (threshold_backward(g, c.saved("out")),), ("out",), keeps_int=True)
 abs = _unary("abs", ew.ABS, "AbsBackward0", lambda c, g: (g * sign(c.saved(0)),), (0,),
              keeps_int=True)
 sign = _unary("sign", ew.SIGN, "SignBackward0", lambda c, g: (g * 0,), (), keeps_int=True)
@@ -381,6 +390,18 @@ _REMAINDER = defop("remainder", _binary_forward(ew.REMAINDER),
 _FMOD = defop("fmod", _binary_forward(ew.FMOD),
               lambda c, g: (g, -g * ((c.saved(0) - c.saved("out")) / c.saved(1))), (0, 1, "out"),
               meta=_broadcast_meta)
+
+
+_THRESHOLD_BACKWARD = defop(
+    "threshold_backward", _binary_forward(ew.THRESHOLD_BACKWARD),
+    lambda c, g: (threshold_backward(g, c.saved(1)), None), (1,), meta=_broadcast_meta)
+
+
+def threshold_backward(grad, out):
+    """``grad`` where ``out > 0`` else 0: ReLU's backward as one elementwise pass (as
+    PyTorch's ``threshold_backward`` with threshold 0; a NaN ``out`` passes ``grad``)."""
+    a, b, d = _promote(grad, out, "threshold_backward")
+    return apply(_THRESHOLD_BACKWARD, [a, b], "ThresholdBackwardBackward0", dtype=d.np)
 
 
 def add(input, other, alpha=1):
@@ -1123,6 +1144,13 @@ _LINEAR = defop("linear", _linear_forward, _linear_vjp, (0, 1),
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` as one op (``AddmmBackward0``, as PyTorch records it)."""
+    if type(input) is Tensor and isinstance(weight, Tensor) and isinstance(bias, Tensor):
+        # the common case first: 2-D float input, weight and matching 1-D bias
+        xs, ws, bs = input._shape, weight._shape, bias._shape
+        d = input._npdtype
+        if (len(xs) == 2 and len(ws) == 2 and xs[1] == ws[1] and bs == ws[:1]
+                and weight._npdtype is d and bias._npdtype is d):
+            return apply(_LINEAR, [input, weight, bias], "AddmmBackward0")
     if input.ndim == 2 and weight.ndim == 2 and (bias is None or bias.ndim <= 1):
         if input.shape[1] != weight.shape[1]:
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({input.shape[0]}x"
@@ -1856,4 +1884,4 @@ from . import lazy as _lazy  # noqa: E402  (lazy mode records through apply)
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
     "builtins", "collections", "numbers", "np", "L", "dt", "ew", "rd", "Tensor", "Op",
     "REGISTRY", "defop", "apply", "inplace", "setitem", "getitem", "is_grad_enabled", "linear",
-    "no_grad", "node_class", "arange", "zeros")]
+    "no_grad", "node_class", "arange", "zeros", "finish", "threshold_backward")]

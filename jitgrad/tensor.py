@@ -79,6 +79,10 @@ _NON_LEAF_GRAD = (
     "github.com/pytorch/pytorch/pull/30531 for more information.")
 
 
+_NOT_COPIED = frozenset(("_grad_home", "_views", "_output_nr", "_grad", "_base", "_view_fn",
+                         "_retains_grad", "_hooks", "_accumulator"))
+
+
 class Tensor:
     """A multi-dimensional array that records the ops applied to it for autograd.
 
@@ -86,9 +90,17 @@ class Tensor:
     ``Tensor(2, 3)`` an uninitialised one of that size.
     """
 
-    __slots__ = ("_value", "_lazy", "_vc", "_requires_grad", "_grad_fn", "_output_nr", "_grad",
-                 "_base", "_view_fn", "_retains_grad", "_hooks", "_accumulator",
-                 "__weakref__", "__dict__")
+    __slots__ = ("_value", "_lazy", "_vc", "_requires_grad", "_grad_fn", "__weakref__", "__dict__")
+
+    # set on few tensors (leaves, views, hooked or retaining ones): kept in the instance
+    # dict when set, so making the many other tensors costs less
+    _output_nr = 0
+    _grad = None
+    _base = None
+    _view_fn = None
+    _retains_grad = False
+    _hooks = None
+    _accumulator = None
 
     def __init__(self, *args):
         if len(args) == 1 and not isinstance(args[0], numbers.Integral):
@@ -103,13 +115,6 @@ class Tensor:
         self._vc = [0] if version is None else version
         self._requires_grad = requires_grad
         self._grad_fn = None
-        self._output_nr = 0
-        self._grad = None
-        self._base = None
-        self._view_fn = None
-        self._retains_grad = False
-        self._hooks = None
-        self._accumulator = None
 
     @classmethod
     def _make(cls, data, requires_grad=False, version=None):
@@ -437,7 +442,7 @@ class Tensor:
         if self._grad is not None:
             new._grad = copy.deepcopy(self._grad, memo)
         for k, v in self.__dict__.items():
-            if k not in ("_grad_home", "_views"):  # arena and view bookkeeping stay behind
+            if k not in _NOT_COPIED:  # autograd, arena and view bookkeeping stay behind
                 new.__dict__[k] = copy.deepcopy(v, memo)
         return new
 

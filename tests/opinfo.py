@@ -532,7 +532,7 @@ def _entries():
         unary(real, special(-100, 100, -1000, -inf, inf, nan)), ["sigmoid"])
     add("relu", lambda m, x: m.relu(x), lambda x: np.maximum(x, 0),
         unary(away, both(kinks, int_in("int64"), special(-inf, inf, nan))),
-        ["relu", "where", "le"])
+        ["relu", "threshold_backward"])
     add("abs", lambda m, x: m.abs(x), np.abs, unary(away, both(kinks, int_in("int64"))),
         ["abs", "sign"])
     add("sign", lambda m, x: m.sign(x), np.sign, unary(away, both(kinks, int_in("int64"))),

@@ -22,6 +22,7 @@ FINITE_OR_ZERO = 12  # x where finite, else 0 (the shift in a stable logsumexp)
 RSQRT = 13
 # binary op codes
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, FLOORDIV, REMAINDER, FMOD = range(10)
+THRESHOLD_BACKWARD = 10  # a where b > 0 else 0 (ReLU's backward, b its output; NaN passes a)
 # comparison and logical op codes (bool output)
 EQ, NE, LT, LE, GT, GE, AND, OR, XOR = range(9)
 
@@ -154,6 +155,9 @@ def binary(op, a, b, out):
     elif op == FMOD:
         for i in range(n):
             out[i] = _fmod(a[i], b[i])
+    elif op == THRESHOLD_BACKWARD:
+        for i in range(n):
+            out[i] = 0 if b[i] <= 0 else a[i]
 
 
 @kernel

@@ -29,7 +29,8 @@ REDUCE, STRIDED_COPY, MM, BMM, GATHER, SCATTER_ADD, SCATTER, SOFTMAX = range(8, 
 OP, SUB, OUT, A, B, C = range(6)
 DIMS = 6            # 4 output dims (elementwise) or sizes (others)
 SA, SB, SC = 10, 14, 18  # 4 element strides per operand
-FLAT = 22           # 1 when every operand is contiguous with the output's shape
+FLAT = 22           # bit 0: every operand is contiguous with the output's shape, except
+#                     those flagged by bits 1, 2, 3 (A, B, C): scalars read in place
 WIDTH = 23
 
 
@@ -40,6 +41,14 @@ def _view(arena, off, row, col):
     return np.lib.stride_tricks.as_strided(
         arena[off:], shape=(row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]),
         strides=(row[col] * item, row[col + 1] * item, row[col + 2] * item, row[col + 3] * item))
+
+
+@kernel
+def _flat(arena, off, n, scalar):
+    """``n`` elements from ``off``, or (``scalar`` nonzero) the element there ``n`` times."""
+    item = arena.itemsize
+    return np.lib.stride_tricks.as_strided(arena[off:], shape=(n,),
+                                           strides=(0 if scalar else item,))
 
 
 @kernel
@@ -84,6 +93,19 @@ def interpret(code, scalars, indices, arena):
                     ew.pow_scalar(a, scalars[row[SUB]], out)
                 else:
                     out[:] = a
+            elif row[FLAT] > 1:  # 1-D, with the operands flagged in FLAT broadcast scalars
+                out = arena[row[OUT]:row[OUT] + n]
+                a = _flat(arena, row[A], n, row[FLAT] & 2)
+                b = _flat(arena, row[B], n, row[FLAT] & 4)
+                if op == BINARY:
+                    ew.binary(row[SUB], a, b, out)
+                elif op == COMPARE:
+                    for i in range(n):
+                        out[i] = one if ew_compare1(row[SUB], a[i], b[i]) else zero
+                else:
+                    c = _flat(arena, row[C], n, row[FLAT] & 8)
+                    for i in range(n):
+                        out[i] = b[i] if a[i] != zero else c[i]
             else:
                 out4 = _out4(arena, row)
                 a4 = _view(arena, row[A], row, SA)
