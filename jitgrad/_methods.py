@@ -26,6 +26,8 @@ for _name in (
         "sum_to_size split chunk unbind take select narrow index_select").split():
     setattr(Tensor, _name, _method(getattr(ops, _name)))
 
+Tensor.sum, Tensor.mean = ops.sum, ops.mean  # the tensor first: bound as they are
+
 # unary functions take the tensor first: bound as they are (their lazy lane included)
 for _name in "exp log sqrt rsqrt sin cos tanh sigmoid relu reciprocal neg abs sign".split():
     setattr(Tensor, _name, getattr(ops, _name))

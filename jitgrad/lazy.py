@@ -688,6 +688,12 @@ class Lowering:
             # every operand runs contiguously alongside the output: the 1-D kernels
             self.row(op, sub, out, *[o for o, _, _ in operands], dims=(n, 1, 1, 1), flat=1)
             return
+        if (len(dims) == 2 and op == I.BINARY and len(operands) == 2
+                and dims[1][1] == [1, 1, 1] and dims[0][1] == [dims[1][0], 0, dims[1][0]]):
+            # a matrix and a row broadcast over it (a bias): one vectorised loop per row
+            self.row(op, sub, out, operands[0][0], operands[1][0],
+                     dims=(dims[0][0], dims[1][0], 1, 1), flat=I.ROWS)
+            return
         if (len(dims) == 1 and op in (I.BINARY, I.COMPARE, I.WHERE) and dims[0][1][-1] == 1
                 and all(st in (0, 1) for st in dims[0][1])):
             # contiguous operands and broadcast scalars: 1-D loops, a scalar read in place

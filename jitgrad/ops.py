@@ -179,15 +179,25 @@ def _wrap(x, d):
     Equal numbers share one tensor, so a graph that uses ``0.5`` many times reads
     one input (lazy Programs bind fewer inputs); nothing writes to these tensors.
     """
+    if type(x) is float and x:  # a nonzero float: value and dtype say which tensor
+        t = _WRAPPED_FLOATS.get((x, d))
+        if t is not None:
+            return t
     key = (type(x), x, d, isinstance(x, float) and math.copysign(1.0, x) < 0)  # -0.0 != 0.0
     t = _WRAPPED.get(key)
     if t is None:
         if len(_WRAPPED) > 4096:
             _WRAPPED.clear()
+            _WRAPPED_FLOATS.clear()
         t = Tensor._make(np.array(x, dtype=d.np))
         t._value.flags.writeable = False
         _WRAPPED[key] = t
+        if type(x) is float and x:
+            _WRAPPED_FLOATS[(x, d)] = t
     return t
+
+
+_WRAPPED_FLOATS = {}
 
 
 def _check_operand(x, what="other", fn=None, position=None):
@@ -783,8 +793,26 @@ def _reduction(op, input, dim, keepdim, dtype, names):
                  dims=dims, keepdim=keepdim, dtype=dtype.np)
 
 
+_ALL_DIMS = [tuple(range(n)) for n in range(65)]
+
+
+def _reduce_all(op, input, name):
+    """Lazy mode's lane for ``input.sum()`` / ``input.mean()`` of a float tensor: the op as
+    the general path would record it, or None."""
+    if _lazy._STATE["lazy"] and isinstance(input, Tensor):
+        d = input._npdtype
+        if d is _F32 or d is _F64:
+            return _lazy.record(op, [input], {"dims": _ALL_DIMS[len(input._shape)],
+                                              "keepdim": False, "dtype": d}, name)
+    return None
+
+
 def sum(input, dim=None, keepdim=False, dtype=None):
     """Sum over ``dim`` (all dims when ``None``); ints and bools sum to int64."""
+    if dim is None and dtype is None and not keepdim:
+        out = _reduce_all(_SUM, input, "SumBackward0")
+        if out is not None:
+            return out
     _check_tensor(input, "sum")
     d = dt.to_dtype(dtype) if dtype is not None else (
         input.dtype if input.dtype.is_floating_point else dt.int64)
@@ -793,6 +821,10 @@ def sum(input, dim=None, keepdim=False, dtype=None):
 
 def mean(input, dim=None, keepdim=False, dtype=None):
     """Mean over ``dim`` (all dims when ``None``); floating inputs only."""
+    if dim is None and dtype is None and not keepdim:
+        out = _reduce_all(_MEAN, input, "MeanBackward0")
+        if out is not None:
+            return out
     _check_tensor(input, "mean")
     d = dt.to_dtype(dtype) if dtype is not None else input.dtype
     if not d.is_floating_point:

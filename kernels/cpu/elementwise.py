@@ -156,8 +156,17 @@ def binary(op, a, b, out):
         for i in range(n):
             out[i] = _fmod(a[i], b[i])
     elif op == THRESHOLD_BACKWARD:
+        zero = out.dtype.type(0)
         for i in range(n):
-            out[i] = 0 if b[i] <= 0 else a[i]
+            out[i] = zero if b[i] <= zero else a[i]
+
+
+@kernel
+def binary_rows(op, a, b, out):
+    """out[r] = a[r] (op) b for each row r of C-contiguous 2-D ``a`` and ``out`` and a
+    1-D ``b`` (a bias added to every row of a matrix): one vectorised loop per row."""
+    for r in range(out.shape[0]):
+        binary(op, a[r], b, out[r])
 
 
 @kernel

@@ -30,7 +30,8 @@ OP, SUB, OUT, A, B, C = range(6)
 DIMS = 6            # 4 output dims (elementwise) or sizes (others)
 SA, SB, SC = 10, 14, 18  # 4 element strides per operand
 FLAT = 22           # bit 0: every operand is contiguous with the output's shape, except
-#                     those flagged by bits 1, 2, 3 (A, B, C): scalars read in place
+#                     those flagged by bits 1, 2, 3 (A, B, C): scalars read in place;
+ROWS = 16           # or (binary only): A and OUT are DIMS[0] x DIMS[1] matrices, B one row
 WIDTH = 23
 
 
@@ -93,6 +94,10 @@ def interpret(code, scalars, indices, arena):
                     ew.pow_scalar(a, scalars[row[SUB]], out)
                 else:
                     out[:] = a
+            elif row[FLAT] == ROWS:  # out = a (op) b with b one row added to each of a's
+                nr, nc = row[DIMS], row[DIMS + 1]
+                ew.binary_rows(row[SUB], arena[row[A]:row[A] + n].reshape((nr, nc)),
+                               arena[row[B]:row[B] + nc], arena[row[OUT]:row[OUT] + n].reshape((nr, nc)))
             elif row[FLAT] > 1:  # 1-D, with the operands flagged in FLAT broadcast scalars
                 out = arena[row[OUT]:row[OUT] + n]
                 a = _flat(arena, row[A], n, row[FLAT] & 2)
