@@ -177,12 +177,13 @@ _trie_size = [0]
 _rec = _Recording()
 
 
-def record(op, inputs, attrs, name):
+def record(op, inputs, attrs, name, akey=None):
     """Pending output tensors of ``op`` (a tuple for multi-output ops), or None when the
     interpreter does not cover it (integer operands, mixed float dtypes, ...): the
-    caller then runs it eagerly.
+    caller then runs it eagerly. ``akey``: ``attrs`` as a hashable tuple, when the
+    caller has it at hand.
 
-    The key of an op is its identity, grad-fn name, grad mode, attributes and
+    The key of an op is its identity, whether autograd records it, its attributes and
     where each operand comes from (an earlier output of this segment, or a realized
     input described by shape, dtype and autograd flags at first use). A key seen
     before after the same prefix needs no shape or dtype rules: the trie node has
@@ -190,35 +191,41 @@ def record(op, inputs, attrs, name):
     """
     rec = _rec
     seg = rec.seg
-    n_ext = len(rec.ext)
-    refs = []
+    slots = rec.slots
+    n_ext = len(slots)
     operands = inputs
-    if attrs:
-        if "cond" in attrs:
+    if akey is None:
+        if not attrs:
+            akey = ()
+        elif "cond" in attrs:
             operands = [*inputs, attrs["cond"]]
             akey = tuple([(k, v) for k, v in attrs.items() if k != "cond"])
         else:
             akey = tuple(attrs.items())
-    else:
-        akey = ()
-    for t in operands:
+    if len(operands) == 1:
+        t = operands[0]
         p = t._lazy
         if p is not None and p.seg is seg:
-            refs.append(p.pos)
+            refs = p.pos
         else:
-            slot = rec.slots.get(id(t))
-            if slot is None:
-                rec.slots[id(t)] = len(rec.ext)
-                rec.ext.append(t)
-                refs.append((t._shape, t._npdtype, t._requires_grad, t._grad_fn is None))
+            refs = slots.get(id(t))
+            refs = _bind(rec, t) if refs is None else -1 - refs
+    else:
+        refs = []
+        for t in operands:
+            p = t._lazy
+            if p is not None and p.seg is seg:
+                refs.append(p.pos)
             else:
-                refs.append(-1 - slot)
-    key = (op, name, _grad_state.enabled, akey, tuple(refs))
+                slot = slots.get(id(t))
+                refs.append(_bind(rec, t) if slot is None else -1 - slot)
+        refs = tuple(refs)
+    key = (op, _grad_state.enabled and name is not None, akey, refs)
     node = rec.node
     try:
         step = node.children.get(key)
     except TypeError:  # unhashable attributes (lists, slices, arrays): a structural key
-        key = (op, name, _grad_state.enabled, _attrs_key(attrs), tuple(refs))
+        key = (op, _grad_state.enabled and name is not None, _attrs_key(attrs), refs)
         step = node.children.get(key)
     if step is None:
         try:
@@ -269,6 +276,13 @@ def record(op, inputs, attrs, name):
     if len(recs) >= MAX_OPS:
         _realize_segment()
     return out
+
+
+def _bind(rec, t):
+    """Bind realized tensor ``t`` as the segment's next input; its key at first use."""
+    rec.slots[id(t)] = len(rec.ext)
+    rec.ext.append(t)
+    return (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
 
 
 def _unbind(rec, n_ext):
@@ -539,9 +553,12 @@ class Program:
         if arena is None or sys.getrefcount(arena) > 3:  # ours, the local, the call
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
-        scalars = self.scalars.copy()
+        scalars = self.scalars
+        copied = False
         for (kind, off, n), v in zip(self.input_slots, values):
             if kind == 1:   # a 0-d input: its value goes through the scalar table
+                if not copied:
+                    scalars, copied = scalars.copy(), True
                 scalars[off] = v.item()
             else:
                 arena[off:off + n] = v.reshape(-1)

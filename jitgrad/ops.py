@@ -305,7 +305,7 @@ def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
         if _lazy._STATE["lazy"] and isinstance(input, Tensor):
             d = input._npdtype
             if d is _F32 or d is _F64:  # lazy mode's lane: the recorder checks it
-                out = _lazy.record(op, [input], {}, grad_fn_name)
+                out = _lazy.record(op, [input], {}, grad_fn_name, ())
                 if out is not None:
                     return out
         if not isinstance(input, Tensor):

@@ -41,13 +41,27 @@ def _run_hooks(hooks, grad):
     return grad
 
 
+_ONES = {}
+
+
+def _ones(shape, dtype):
+    """A read-only array of ones (the implicit gradient of a scalar output), shared."""
+    ones = _ONES.get((shape, dtype))
+    if ones is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        ones = _ONES[(shape, dtype)] = np.ones(shape, dtype)
+        ones.flags.writeable = False
+    return ones
+
+
 def _make_grads(outputs, grad_outputs):
     grads = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
         if g is None:
             if out._requires_grad and out.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            grads.append(Tensor._make(np.ones(out._shape, out._npdtype)))
+            grads.append(Tensor._make(_ones(out._shape, out._npdtype)))
             continue
         elif not isinstance(g, Tensor):
             g = Tensor._make(np.array(g, dtype=out.dtype.np))

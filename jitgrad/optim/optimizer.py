@@ -108,6 +108,8 @@ class Optimizer:
         self.param_groups = []
         self._arenas = []
         self._opt_called = False
+        self._n_params = 0  # parameters in all groups
+        self._stated = 0    # times step() made a parameter's state
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             f"Tensors or dicts, but got {params.type()}")
@@ -168,6 +170,7 @@ class Optimizer:
             by_dtype.setdefault(p._data.dtype, []).append(p)
         self.param_groups.append(group)
         self._arenas.append([_Arena(ps) for ps in by_dtype.values()])
+        self._n_params += len(params)
 
     def zero_grad(self, set_to_none=True):
         """Reset gradients to None (the default: the next backward writes into the arena) or to 0."""
@@ -200,12 +203,16 @@ class Optimizer:
             for arena in arenas:
                 if arena.sync():
                     self._update(group, arena)
+                    if not (self._has_step or self._state_names(group)) or (
+                            self._stated >= self._n_params <= len(self.state)):
+                        continue  # no state to make, or every parameter has its state
                     for i in np.flatnonzero(arena.active):
                         p = arena.params[i]
                         if not self.state.get(p):
                             views = self._state_views(group, arena, i)
                             if views:
                                 self.state[p] = views
+                                self._stated += 1
         return loss
 
     # --- what subclasses provide ---------------------------------------------------------
@@ -272,6 +279,7 @@ class Optimizer:
             group.update({k: v for k, v in s.items() if k != "params"}, params=kept)
         where = self._locate()
         self.state.clear()
+        self._stated = 0
         for arenas in self._arenas:
             for arena in arenas:
                 for buf in arena.buffers.values():
@@ -300,3 +308,4 @@ class Optimizer:
                     arena.flags[i] = 1
             if state:
                 self.state[p] = state
+                self._stated += 1
