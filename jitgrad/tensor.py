@@ -4,6 +4,7 @@ Ops live in ``ops.py``; this module holds the state every tensor carries
 (data, version counter, ``requires_grad``, ``grad``, ``grad_fn``), the
 methods that read or change that state, and creation functions.
 """
+import math
 import numbers
 import warnings
 import weakref
@@ -333,7 +334,7 @@ class Tensor:
         return len(self._shape)
 
     def numel(self):
-        return int(np.prod(self._shape, dtype=np.int64))
+        return math.prod(self._shape)
 
     nelement = numel
 
