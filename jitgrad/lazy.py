@@ -282,7 +282,10 @@ def _bind(rec, t):
     """Bind realized tensor ``t`` as the segment's next input; its key at first use."""
     rec.slots[id(t)] = len(rec.ext)
     rec.ext.append(t)
-    return (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
+    key = t._bk
+    if key is None:  # kept on the tensor: only a new value or autograd state changes it
+        key = t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
+    return key
 
 
 def _unbind(rec, n_ext):

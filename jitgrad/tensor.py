@@ -102,6 +102,7 @@ class Tensor:
     _retains_grad = False
     _hooks = None
     _accumulator = None
+    _bk = None  # lazy mode's key for this tensor as a Program input (see lazy._bind)
 
     def __init__(self, *args):
         if len(args) == 1 and not isinstance(args[0], numbers.Integral):
@@ -155,6 +156,7 @@ class Tensor:
     def _data(self, value):
         self._value = value
         self._lazy = None
+        self.__dict__.pop("_bk", None)
 
     @property
     def _shape(self):
@@ -185,6 +187,7 @@ class Tensor:
     @grad_fn.setter
     def grad_fn(self, fn):
         self._grad_fn = fn
+        self.__dict__.pop("_bk", None)
 
     @property
     def requires_grad(self):
@@ -203,6 +206,7 @@ class Tensor:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if bool(flag) != self._requires_grad:
             _changing(self)
+            self.__dict__.pop("_bk", None)
         self._requires_grad = bool(flag)
 
     def requires_grad_(self, requires_grad=True):
