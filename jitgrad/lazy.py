@@ -1,18 +1,28 @@
-"""Lazy mode: ops record pending nodes; realization runs them as one Program.
+"""Lazy mode: ops record into segments; realization runs a segment as one Program.
 
-In lazy mode an op checks its arguments and records a ``Pending`` node on its
-output tensor instead of computing. When a value is needed (``.item()``,
-``print``, ``backward()`` finishing, an in-place write, ``realize()``), the
-pending graph behind the requested tensors is lowered into a ``Program``: one
-instruction table over one arena, run by the native interpreter
-(``kernels/cpu/interpreter.py``) in a single call. Programs are cached by a
-signature of the graph (ops, attributes, wiring, input dtypes and sizes), so a
-training loop lowers once and afterwards only records and binds.
+In lazy mode an op checks its arguments and appends a ``Pending`` output to the
+current ``Segment`` instead of computing. When a value is needed (``.item()``,
+``print``, ``backward()``, an in-place write, ``realize()``), the whole segment
+is lowered into a ``Program`` (one instruction table over one arena) and run by
+the native interpreter (``kernels/cpu/interpreter.py``) in a single call; then
+recording starts a new segment. A realized segment hands out each output's
+value (a view of the arena) when first asked for.
 
-What the user observes is eager mode's: view ops still return tensors that
-alias their input's storage once realized, versions and grad_fns are recorded
-as in eager mode, and any op the interpreter does not cover runs eagerly on
-realized inputs.
+Recording walks a trie of op sequences. Each op's key names the op, whether
+autograd records it, its attributes, and where each operand comes from (an
+earlier output of the segment, or a realized input described by shape, dtype
+and autograd flags at first use). A key already seen after the same prefix
+skips the shape/dtype rules, and the trie node at the end of a segment holds its
+Program, so a training loop lowers once and afterwards only records and binds.
+A ``loss.backward()`` that was seen before at the same trie node replays forward
+and backward from one cached Program without running the autograd engine.
+
+Grad_fn objects are made only when something asks for one (``.grad_fn``, a
+backward pass that cannot be replayed), and before any version counter, grad_fn
+or ``requires_grad`` changes (``freeze``), so they are the nodes eager mode would
+have made. What the user observes is eager mode's: values, views that alias
+their input's storage, versions, grad_fns and errors (raised at the call site);
+an op the interpreter does not cover runs eagerly on realized inputs.
 """
 import os
 import sys
@@ -54,7 +64,8 @@ def jit_stats():
     ``programs``/``instructions``: Programs run by the interpreter and their
     instructions; ``lowerings``: graphs lowered to new Programs; ``cache_hits``:
     realizations that reused one; ``eager_fallbacks``: ops lazy mode ran
-    eagerly (integer results, mixed float dtypes); ``tier``: what runs ops now;
+    eagerly (integer results, mixed float dtypes); ``trie_nodes``: op-sequence
+    prefixes remembered (at most ``MAX_TRIE``); ``tier``: what runs ops now;
     ``compiles``/``disk_cache_loads``: Numba kernels compiled in this process
     versus loaded from the disk cache.
     """
@@ -496,6 +507,9 @@ def _realize_segment(outputs=()):
     recs, ext, node, seg = rec.recs, rec.ext, rec.node, rec.seg
     if not recs:
         return None
+    if _trie_size[0] > MAX_TRIE:  # ever-new sequences: start the trie (and Programs) afresh
+        global _ROOT
+        _ROOT, _trie_size[0] = _Step(), 0
     rec.reset()
     if len(_segments) > 64:
         _segments[:] = [r for r in _segments if (s := r()) is not None and s.deferred]

@@ -367,3 +367,16 @@ def test_input_keys_follow_new_data_and_autograd_flags(lazy_mode):
     z = (y * w).sum()
     z.backward()  # y is a leaf now: only the second factor carries a gradient
     assert y.grad is None
+
+
+def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
+    monkeypatch.setattr(lazy, "MAX_TRIE", 300)
+    x = jg.tensor([1.0, 2.0])
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random op sequences: few prefixes repeat
+        h, ref = x, np.array([1.0, 2.0])
+        for k in rng.integers(0, 3, size=8):
+            h = h * 2.0 if k == 0 else (h + 1.0 if k == 1 else h.tanh())
+            ref = ref * 2.0 if k == 0 else (ref + 1.0 if k == 1 else np.tanh(ref))
+        np.testing.assert_allclose(h.numpy(), ref, rtol=1e-5)
+        assert jg.jit_stats()["trie_nodes"] <= 300 + 16
