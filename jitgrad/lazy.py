@@ -499,7 +499,7 @@ def _realize_tensor(t):
     t._value, t._lazy = p.value, None
 
 
-def _realize_segment(outputs=()):
+def _realize_segment(outputs=(), private_from=None):
     """Run the segment being recorded as one Program (lowered once per trie node) and
     start a new one; ``outputs``: outputs read straight from the arena afterwards.
     Returns the Program, or None when it ran op by op."""
@@ -514,14 +514,14 @@ def _realize_segment(outputs=()):
     if len(_segments) > 64:
         _segments[:] = [r for r in _segments if (s := r()) is not None and s.deferred]
     fdtype = node.fdtype if node.fdtype is not None else np.dtype(np.float32)
-    okey = tuple(p.pos for p in outputs)
+    okey = (private_from, tuple(p.pos for p in outputs))
     programs = node.programs
     if programs is None:
         programs = node.programs = {}
     program = programs.get(okey)
     if program is None:
         try:
-            program = Lowering(recs, ext, seg, fdtype, outputs).program()
+            program = Lowering(recs, ext, seg, fdtype, outputs, private_from).program()
         except NotImplementedError:  # a layout the interpreter has no row for
             _run_eagerly(recs, seg)
             return None
@@ -626,13 +626,18 @@ def _broadcast_strides(shape, target):
 class Lowering:
     """Turns a pending graph into a Program: assigns arena slots and emits rows."""
 
-    def __init__(self, recs, ext, seg, fdtype, outputs=()):
+    def __init__(self, recs, ext, seg, fdtype, outputs=(), private_from=None):
         """``recs``: the segment's outputs in order; ``ext``: the realized tensors it reads;
         ``outputs``: outputs read straight from the arena afterwards: they must be laid out
-        contiguously there (not left as a transpose flag)."""
+        contiguously there (not left as a transpose flag). ``private_from``: outputs from
+        this position on (but for ``outputs``) are never read after the run (a cached
+        training step's backward), so their buffers are reused once dead."""
         self.recs, self.ext, self.seg, self.fdtype = recs, ext, seg, fdtype
         self.slots = {id(t): k for k, t in enumerate(ext)}
         self.outputs = outputs
+        self.private_from = private_from
+        self.free = []   # (size, offset) of dead private buffers
+        self.owned = {}  # position -> (offset, size) of a private node's own buffer
         self.rows, self.scalars, self.index_specs = [], [], []
         self.index_len = 0
         self.size = 0
@@ -668,10 +673,21 @@ class Lowering:
                 off = self.alloc(n)
                 self.input_slots.append((0, off, n))
             self.buf[("i", k)] = (off, shape)
-        for p in self.recs:
+        last = self._last_uses() if self.private_from is not None else {}
+        dying = {}
+        for k, p in enumerate(self.recs):
             off = LOWER[p.op.name](self, p)
             self.buf[("n", p.pos)] = (off, p.shape)
             self.node_slots.append((off, int(np.prod(p.shape, dtype=np.int64))))
+            if p.pos in last:
+                own = self.owned.get(p.pos)
+                if own is None or own[0] != off:
+                    self._pin(off)  # it reads another node's buffer: that one lives on
+                dying.setdefault(last[p.pos], []).append(p.pos)
+            for q in dying.pop(k, ()):
+                own = self.owned.pop(q, None)
+                if own is not None:
+                    self.free.append((own[1], own[0]))
         for p in self.outputs:
             self.operand_key(("n", p.pos))
         code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
@@ -707,7 +723,42 @@ class Lowering:
         return off, shape, 0
 
     def new_out(self, p):
-        return self.alloc(np.prod(p.shape, dtype=np.int64))
+        n = max(int(np.prod(p.shape, dtype=np.int64)), 1)
+        if self.private_from is None or p.pos < self.private_from:
+            return self.alloc(n)
+        best = None
+        for i, (size, off) in enumerate(self.free):
+            if size >= n and (best is None or size < self.free[best][0]):
+                best = i
+        if best is None:
+            off = self.alloc(n)
+        else:
+            size, off = self.free.pop(best)
+            if size > n:
+                self.free.append((size - n, off + n))
+        self.owned[p.pos] = (off, n)
+        return off
+
+    def _last_uses(self):
+        """Private position -> index (in ``recs``) of the last op reading it; outputs and
+        unread nodes die right after they are made, outputs never."""
+        keep = {p.pos for p in self.outputs}
+        last = {}
+        for k, p in enumerate(self.recs):
+            if p.pos >= self.private_from and p.pos not in keep:
+                last[p.pos] = k
+            cond = p.attrs.get("cond") if p.attrs else None
+            for u in (p.inputs if cond is None else [*p.inputs, cond]):
+                q = u._lazy
+                if q is not None and q.seg is self.seg and q.pos in last:
+                    last[q.pos] = k
+        return last
+
+    def _pin(self, off):
+        """The private buffer holding ``off`` is shared by a view: never reuse it."""
+        for q, (start, n) in list(self.owned.items()):
+            if start <= off < start + n:
+                del self.owned[q]
 
     def elementwise(self, op, sub, out, out_shape, operands):
         """out (contiguous, ``out_shape``) = op over operands [(offset, shape or strides)]."""
@@ -1179,7 +1230,7 @@ class _Recorder:
             return  # the forward was realized meanwhile: nothing to cache
         outputs = [g._lazy for _, g in leaf_grads
                    if g._value is None and g._lazy.seg is seg]
-        program = _realize_segment(outputs)
+        program = _realize_segment(outputs, self.n_fwd)
         if program is None:
             return
         entry = self._entry(program, leaf_grads, seg, recs, ext, slots)
