@@ -9,6 +9,7 @@ from ._tensor_str import get_printoptions, printoptions, set_printoptions
 from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
                        set_grad_enabled)
 from .lazy import get_mode, jit_stats, set_mode
+from .jit import jit
 from .dtypes import (bool_ as bool, dtype, float32, float64, get_default_dtype, int32, int64,
                      promote_types, set_default_dtype)
 from .ops import *  # noqa: F401,F403

@@ -38,7 +38,9 @@ from .kernels.cpu import reduce as rd
 _STATE = {"lazy": os.environ.get("JITGRAD_MODE", "lazy").lower() != "eager"}
 
 _stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
-          "eager_fallbacks": 0}
+          "eager_fallbacks": 0, "replays": 0}
+_capture = [None]  # the jitgrad.jit Capture watching this run, if any
+_quiet = [0]       # > 0 while the runtime itself reads values (not the user)
 
 
 def set_mode(mode):
@@ -383,6 +385,8 @@ def materialize(t):
     shapes a node (an input's version or grad_fn) changed since, because every
     such change calls ``freeze()`` first.
     """
+    if _capture[0] is not None:
+        _capture[0].fail("a grad_fn was made (the graph was inspected or changed)")
     order, stack, seen = [], [(t, False)], set()
     while stack:
         u, done = stack.pop()
@@ -494,6 +498,8 @@ def realize(*tensors):
 
 def _realize_tensor(t):
     p = t._lazy
+    if _capture[0] is not None and not _quiet[0]:
+        _capture[0].fail("a tensor's value was read (only returned .item() values replay)")
     if p.seg is _rec.seg:
         _realize_segment()
     t._value, t._lazy = p.value, None
@@ -519,7 +525,10 @@ def _realize_segment(outputs=(), private_from=None):
     if programs is None:
         programs = node.programs = {}
     program = programs.get(okey)
+    capture = _capture[0]
     if program is None:
+        if capture is not None:
+            capture.fail("a Program was lowered (a new structure)")
         try:
             program = Lowering(recs, ext, seg, fdtype, outputs, private_from).program()
         except NotImplementedError:  # a layout the interpreter has no row for
@@ -529,9 +538,18 @@ def _realize_segment(outputs=(), private_from=None):
         programs[okey] = program
     else:
         _stats["cache_hits"] += 1
+    if capture is not None:
+        if program.index_specs or outputs:
+            capture.fail("index arrays are built in Python every step")
+        capture.program(program, ext, seg)
     indices = [_index_array(recs[place].attrs, kind, shape)
                for place, kind, shape in program.index_specs]
-    seg.arena = program.execute([t._data for t in ext], indices)
+    _quiet[0] += 1
+    try:
+        values = [t._data for t in ext]
+    finally:
+        _quiet[0] -= 1
+    seg.arena = program.execute(values, indices)
     seg.program = program
     return program
 
@@ -1166,6 +1184,7 @@ from .autograd.grad_mode import _state as _grad_state  # noqa: E402
 # Tensor reaches these without an import per access
 _tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
 _tensor._changing = changing
+_tensor._capture, _tensor._quiet = _capture, _quiet
 _Tensor = _tensor.Tensor
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
@@ -1191,6 +1210,21 @@ def train_step(root, seed, retain_graph):
     recorder that registers this step's Program after the engine has traced it, or None
     when the step is not eligible (hooks, a grad_fn already made, ...)."""
     rec = _rec
+    entry = _train_entry(root, seed)
+    capture = _capture[0]
+    if entry is None or entry.__class__ is _Recorder:
+        if capture is not None:
+            capture.fail("backward ran the autograd engine (a first step, hooks, ...)")
+        return entry
+    _stats["cache_hits"] += 1
+    if capture is not None:
+        capture.train(entry, rec.ext, rec.seg, seed, retain_graph)
+    entry.run(seed, retain_graph)
+    return True
+
+
+def _train_entry(root, seed):
+    rec = _rec
     p = root._lazy
     if p is None or p.seg is not rec.seg or rec.seg.materialized:
         return None
@@ -1204,9 +1238,7 @@ def train_step(root, seed, retain_graph):
     entry = node.train.get(key) if node.train is not None else None
     if entry is None:
         return _Recorder(rec.seg, node, key, len(rec.recs), list(rec.ext), seed)
-    _stats["cache_hits"] += 1
-    entry.run(seed, retain_graph)
-    return True
+    return entry
 
 
 def _has_arrays(obj):
@@ -1293,17 +1325,25 @@ class _TrainEntry:
         rec = _rec
         recs, ext, seg = rec.recs, rec.ext, rec.seg
         rec.reset()
+        seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph)
+        if not retain_graph:
+            seg.released, seg.deferred = True, []
+
+    def run_bound(self, ext, recs, seed, retain_graph):
+        """Run on the forward's inputs ``ext`` (and ops ``recs``, for index arrays), hand
+        the gradients to the leaves; returns ``(program, arena)``."""
         seed_value = seed._value
-        values = [t._data for t in ext]
+        _quiet[0] += 1
+        try:
+            values = [t._data for t in ext]
+        finally:
+            _quiet[0] -= 1
         for v in self.extra:
             values.append(seed_value if v is None else v)
         indices = [_index_array(recs[place].attrs, kind, shape) if const is None else const
                    for place, kind, shape, const in self.index_specs]
         program = self.program
         arena = program.execute(values, indices)
-        seg.program, seg.arena = program, arena
-        if not retain_graph:
-            seg.released, seg.deferred = True, []
         make = _Tensor._make
         slots = program.node_slots
         for k, n, (kind, src) in self.grads:
@@ -1320,3 +1360,4 @@ class _TrainEntry:
                 continue
             g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
             _accumulate_leaf(leaf, make(g), False)  # copied: the array is not ours
+        return program, arena

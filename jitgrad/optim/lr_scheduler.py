@@ -8,6 +8,8 @@ given), so they match PyTorch's to the last bit.
 import math
 import warnings
 
+from .. import lazy as _lazy
+
 from .optimizer import Optimizer
 
 _ORDER_WARNING = (
@@ -67,6 +69,12 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        capture = _lazy._capture[0]
+        if capture is not None:  # a jitgrad.jit replay steps the schedule too
+            if epoch is None:
+                capture.call("sched", self)
+            else:
+                capture.fail("a scheduler stepped to a given epoch")
 
     def _lrs(self):
         return [group["lr"] for group in self.optimizer.param_groups]

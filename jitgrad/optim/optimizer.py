@@ -186,6 +186,8 @@ class Optimizer:
                     _lazy.freeze()
                     g._data[...] = 0
                     g._vc[0] += 1
+        if _lazy._capture[0] is not None:  # a jitgrad.jit replay does this too
+            _lazy._capture[0].call("zero_grad", self, set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient: one kernel call per group and dtype.
@@ -213,6 +215,11 @@ class Optimizer:
                             if views:
                                 self.state[p] = views
                                 self._stated += 1
+        capture = _lazy._capture[0]
+        if capture is not None:  # a jitgrad.jit replay calls step() too
+            if closure is not None:
+                capture.fail("optimizer.step(closure)")
+            capture.call("step", self)
         return loss
 
     # --- what subclasses provide ---------------------------------------------------------

@@ -1,0 +1,186 @@
+"""jitgrad.jit: replays equal plain lazy runs; guards and unreplayable steps fall back."""
+import numpy as np
+import pytest
+
+import jitgrad as jg
+
+nn = jg.nn
+
+
+@pytest.fixture(autouse=True)
+def lazy_mode():
+    previous = jg.get_mode()
+    jg.set_mode("lazy")
+    yield
+    jg.set_mode(previous)
+
+
+def _mlp(seed=0):
+    jg.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+
+def _data(seed, batch=6):
+    rng = np.random.default_rng(seed)
+    return (jg.tensor(rng.standard_normal((batch, 4)).astype(np.float32)),
+            jg.tensor(rng.standard_normal((batch, 1)).astype(np.float32)))
+
+
+def _runs(make_step, n, jit):
+    """Losses and final parameters of ``n`` calls of a fresh step, jitted or not."""
+    model, step = make_step()
+    if jit:
+        step = jg.jit(step)
+    losses = [step() for _ in range(n)]
+    return losses, [p.detach().numpy().copy() for p in model.parameters()], step
+
+
+def _closed_step():
+    model = _mlp()
+    opt = jg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = _data(0)
+
+    def step():
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return model, step
+
+
+def test_replayed_steps_equal_plain_lazy_steps():
+    plain, plain_params, _ = _runs(_closed_step, 12, jit=False)
+    before = jg.jit_stats()
+    jitted, jit_params, step = _runs(_closed_step, 12, jit=True)
+    after = jg.jit_stats()
+    assert jitted == plain  # bit for bit: the same Programs and kernels run
+    for a, b in zip(plain_params, jit_params):
+        np.testing.assert_array_equal(a, b)
+    assert after["replays"] - before["replays"] >= 9  # two runs captured, then replays
+    assert step.why_not() == {}
+
+
+def test_a_replay_records_no_ops():
+    _, step = _closed_step()
+    step = jg.jit(step)
+    for i in range(4):
+        step()
+    nodes, lowerings = jg.jit_stats()["trie_nodes"], jg.jit_stats()["lowerings"]
+    replays = jg.jit_stats()["replays"]
+    for i in range(5):
+        step()
+    stats = jg.jit_stats()
+    assert stats["replays"] == replays + 5
+    assert (stats["trie_nodes"], stats["lowerings"]) == (nodes, lowerings)
+
+
+def test_new_batches_and_new_batch_sizes():
+    model = _mlp()
+    opt = jg.optim.SGD(model.parameters(), lr=0.05)
+    twin = _mlp()
+    twin_opt = jg.optim.SGD(twin.parameters(), lr=0.05)
+
+    def train(model, opt, x, y):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    step = jg.jit(lambda x, y: train(model, opt, x, y))
+    for i in range(10):
+        x, y = _data(i, batch=6 if i < 6 else 3)  # a new batch every call, then a new size
+        assert step(x, y) == train(twin, twin_opt, x, y)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_a_parameter_given_new_data_is_not_replayed_stale():
+    (model, step), (twin, twin_step) = _closed_step(), _closed_step()
+    step = jg.jit(step)
+    for _ in range(4):
+        assert step() == twin_step()
+    for m in (model, twin):
+        m[0].weight.data = jg.full((8, 4), 0.25)  # new storage: the replay key is gone
+    replays = jg.jit_stats()["replays"]
+    assert step() == twin_step()
+    assert jg.jit_stats()["replays"] == replays  # ran the function again instead
+    for _ in range(4):
+        assert step() == twin_step()
+    assert jg.jit_stats()["replays"] > replays  # and replays again once re-captured
+
+
+def test_scheduler_steps_are_replayed():
+    def make():
+        model = _mlp()
+        opt = jg.optim.SGD(model.parameters(), lr=0.5)
+        sched = jg.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        x, y = _data(1)
+
+        def step():
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            sched.step()
+            return loss.item()
+        make.opt = opt
+        return model, step
+    plain, _, _ = _runs(make, 10, jit=False)
+    lr_plain = make.opt.param_groups[0]["lr"]
+    jitted, _, step = _runs(make, 10, jit=True)
+    assert jitted == plain
+    assert make.opt.param_groups[0]["lr"] == lr_plain == 0.5 * 0.5 ** 5
+    assert jg.jit_stats()["replays"] > 0 and step.why_not() == {}
+
+
+@pytest.mark.parametrize("case", ["dropout", "returns tensor", "reads a value",
+                                  "cross entropy"])
+def test_steps_that_cannot_replay_still_run_correctly(case):
+    def make():
+        jg.manual_seed(0)
+        layers = [nn.Linear(4, 8), nn.ReLU()]
+        if case == "dropout":
+            layers.append(nn.Dropout(0.5))
+        model = nn.Sequential(*layers, nn.Linear(8, 3))
+        opt = jg.optim.SGD(model.parameters(), lr=0.1)
+        x, _ = _data(2)
+        labels = jg.tensor([0, 1, 2, 0, 1, 2])
+
+        def step():
+            opt.zero_grad()
+            out = model(x)
+            if case == "cross entropy":
+                loss = nn.functional.cross_entropy(out, labels)
+            else:
+                loss = (out ** 2).mean()
+            loss.backward()
+            opt.step()
+            if case == "returns tensor":
+                return loss.detach()
+            if case == "reads a value":
+                return None if loss.item() > 1e9 else None
+            return loss.item()
+        return model, step
+    jg.manual_seed(5)
+    plain, plain_params, _ = _runs(make, 6, jit=False)
+    replays = jg.jit_stats()["replays"]
+    jg.manual_seed(5)
+    jitted, jit_params, step = _runs(make, 6, jit=True)
+    assert jg.jit_stats()["replays"] == replays
+    assert step.why_not()
+    if case == "returns tensor":
+        plain, jitted = [t.item() for t in plain], [t.item() for t in jitted]
+    assert jitted == plain
+    for a, b in zip(plain_params, jit_params):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eager_mode_runs_the_function():
+    _, step = _closed_step()
+    jg.set_mode("eager")
+    step = jg.jit(step)
+    losses = [step() for _ in range(4)]
+    assert jg.jit_stats()["replays"] == 0 or all(np.isfinite(losses))
+    assert losses[0] > losses[-1]
