@@ -70,8 +70,8 @@ class Capture:
                 if p.op.view or p.dtype != program.fdtype:
                     self.fail("a Program reads a view made by an earlier Program")
                 return ("out", k, p.pos, p.shape)
-        if t._bk is None:
-            self.fail("an input without a recorded key")
+        if t._bk is None:  # read only through attributes so far (class labels)
+            t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
         return ("obj", t, t._bk)
 
     def program(self, program, ext, seg):
@@ -79,16 +79,25 @@ class Capture:
         self.keep.append(seg)
         self.events.append(("program", program, [self.source(t) for t in ext]))
 
-    def train(self, entry, ext, seg, seed, retain_graph):
-        if any(const is None for _, _, _, const in entry.index_specs):
-            self.fail("index arrays are built in Python every step")
+    def train(self, entry, ext, seg, seed, retain_graph, recs):
+        indices = []
+        for place, kind, shape, const in entry.index_specs:
+            if const is not None:
+                indices.append(("const", const))
+                continue
+            rows = recs[place].attrs.get("rows") if kind == "idx" else None
+            if rows is None:
+                self.fail("index arrays are built in Python every step")
+                continue
+            labels, classes = rows
+            indices.append(("rows", self.source(labels), classes, labels._shape))
         v = seed._value
         if v.flags.writeable or not np.all(v == 1):
             self.fail("an explicit backward gradient")
         self.segments[id(seg)] = len(self.events)
         self.keep.append(seg)
         self.events.append(("train", entry, [self.source(t) for t in ext],
-                            (v.shape, v.dtype), bool(retain_graph)))
+                            (v.shape, v.dtype), bool(retain_graph), indices))
 
     def item(self, p, value):
         """``.item()`` gave ``value`` from pending output ``p`` (None: a realized tensor)."""
@@ -148,20 +157,21 @@ class Trace:
         self.events, self.plan = capture.events, plan
 
     def replay(self, args):
+        # first every guard and index array, so that a failed guard leaves nothing half done
+        bound = [_prepare(ev, args) for ev in self.events]
         done = []  # per event: (program, arena) or a read value
-        for ev in self.events:
+        for ev, prepared in zip(self.events, bound):
             kind = ev[0]
             if kind == "train":
-                _, entry, sources, (shape, dtype), retain = ev
-                ext = [_resolve(s, args, done) for s in sources]
-                for t in ext:
-                    if t._hooks is not None and t._requires_grad:
-                        raise NotReplayable
+                _, entry, sources, (shape, dtype), retain, _ = ev
+                ext = [t if t is not None else _resolve(s, args, done)
+                       for s, t in zip(sources, prepared[0])]
                 seed = _ones(shape, dtype)
-                done.append(entry.run_bound(ext, None, seed, retain))
+                done.append(entry.run_bound(ext, None, seed, retain, prepared[1]))
             elif kind == "program":
                 _, program, sources = ev
-                values = [_resolve(s, args, done)._data for s in sources]
+                values = [(t if t is not None else _resolve(s, args, done))._data
+                          for s, t in zip(sources, prepared[0])]
                 done.append((program, program.execute(values, [])))
             elif kind == "item":
                 _, k, pos, shape, dtype = ev
@@ -176,6 +186,32 @@ class Trace:
                 done.append(None)
         _lazy._stats["replays"] += 1
         return _rebuild(self.plan, done)
+
+
+def _prepare(ev, args):
+    """The tensors an event reads from outside the trace (None for earlier events'
+    outputs) and its index arrays, checking every guard; raises NotReplayable."""
+    if ev[0] not in ("train", "program"):
+        return None
+    tensors = [None if s[0] == "out" else _resolve(s, args, None) for s in ev[2]]
+    if ev[0] == "train":
+        for t in tensors:
+            if t is not None and t._hooks is not None and t._requires_grad:
+                raise NotReplayable
+    indices = []
+    for spec in (ev[5] if ev[0] == "train" else ()):
+        if spec[0] == "const":
+            indices.append(spec[1])
+            continue
+        _, source, classes, shape = spec
+        labels = _resolve(source, args, None)
+        v = labels._data
+        if v.dtype != np.int64 or v.shape != shape or (v.size and (
+                v.min() < 0 or v.max() >= classes)):
+            raise NotReplayable  # the function itself raises the right error
+        from .nn.functional import _row_starts
+        indices.append(_row_starts(v.shape[0], classes) + v)
+    return tensors, indices
 
 
 def _ones(shape, dtype):

@@ -1218,7 +1218,7 @@ def train_step(root, seed, retain_graph):
         return entry
     _stats["cache_hits"] += 1
     if capture is not None:
-        capture.train(entry, rec.ext, rec.seg, seed, retain_graph)
+        capture.train(entry, rec.ext, rec.seg, seed, retain_graph, rec.recs)
     entry.run(seed, retain_graph)
     return True
 
@@ -1329,9 +1329,9 @@ class _TrainEntry:
         if not retain_graph:
             seg.released, seg.deferred = True, []
 
-    def run_bound(self, ext, recs, seed, retain_graph):
-        """Run on the forward's inputs ``ext`` (and ops ``recs``, for index arrays), hand
-        the gradients to the leaves; returns ``(program, arena)``."""
+    def run_bound(self, ext, recs, seed, retain_graph, indices=None):
+        """Run on the forward's inputs ``ext`` and index arrays (``indices``, or made from
+        the ops ``recs``), hand the gradients to the leaves; returns ``(program, arena)``."""
         seed_value = seed._value
         _quiet[0] += 1
         try:
@@ -1340,8 +1340,9 @@ class _TrainEntry:
             _quiet[0] -= 1
         for v in self.extra:
             values.append(seed_value if v is None else v)
-        indices = [_index_array(recs[place].attrs, kind, shape) if const is None else const
-                   for place, kind, shape, const in self.index_specs]
+        if indices is None:
+            indices = [_index_array(recs[place].attrs, kind, shape) if const is None else const
+                       for place, kind, shape, const in self.index_specs]
         program = self.program
         arena = program.execute(values, indices)
         make = _Tensor._make

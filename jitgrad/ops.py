@@ -1604,10 +1604,12 @@ def _flat_positions(shape, key):
 _INDEX_ADD = defop("index_add", lambda g, shape, idx, key=None: L.scatter_add(g, idx, shape),
                    lambda c, g: (take(g, c.attrs["idx"]),),
                    meta=lambda metas, shape, idx, key=None: [(tuple(shape), metas[0][1])])
-_TAKE = defop("take", lambda x, idx: L.gather(x, idx),
+# ``rows``, when given, is ``(labels, classes)`` with ``idx == arange(n) * classes + labels``:
+# how the positions follow from a tensor, so a jitgrad.jit replay can rebuild them
+_TAKE = defop("take", lambda x, idx, rows=None: L.gather(x, idx),
               lambda c, g: (apply(_INDEX_ADD, [g], "IndexAddBackward0",
                                   shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),),
-              meta=lambda metas, idx: [(idx.shape, metas[0][1])])
+              meta=lambda metas, idx, rows=None: [(idx.shape, metas[0][1])])
 
 
 def take(input, index):

@@ -388,7 +388,8 @@ def _picked(logp, target, weight, ignore_index):
     t = target._data
     if weight is None and m and not 0 <= ignore_index < c and 0 <= t.min() and t.max() < c:
         # every target a valid class, none ignored (the common case): flat positions at once
-        return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=_row_starts(m, c) + t), None
+        return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=_row_starts(m, c) + t,
+                         rows=(target, c)), None
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= c))
     if bad.any():
