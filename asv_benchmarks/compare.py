@@ -6,8 +6,10 @@
 Implementations run one after another in rounds (never two at once); each
 warms up right before its timed block, and each reported figure is the median
 step time over all rounds. A ratio is a peer's time over jitgrad lazy's
-(higher is better for jitgrad). A ``*`` marks a jitgrad figure whose timed
-steps compiled a kernel or lowered a Program, so it is not steady state.
+(higher is better for jitgrad); ``torch/jit`` compares PyTorch eager with the step
+wrapped in ``jitgrad.jit`` (captured, then replayed without its Python). A ``*``
+marks a jitgrad figure whose timed steps compiled a kernel or lowered a Program,
+so it is not steady state.
 """
 import argparse
 import os
@@ -52,6 +54,9 @@ def _implementations(args):
         impls.append(Impl(f"jitgrad {mode}", lambda w: WORKLOADS[w](jitgrad),
                           enter=lambda mode=mode: jitgrad.set_mode(mode),
                           counts=lambda: _jit_counts(jitgrad)))
+    impls.append(Impl("jitgrad jit", lambda w: jitgrad.jit(WORKLOADS[w](jitgrad)),
+                      enter=lambda: jitgrad.set_mode("lazy"),
+                      counts=lambda: _jit_counts(jitgrad)))
     return impls, torch
 
 
@@ -93,7 +98,8 @@ def main(argv=None):
     print(f"# medians over {args.rounds} rounds x {args.steps} steps")
     names = [i.name for i in impls]
     peers = [n for n in names if not n.startswith("jitgrad")]
-    ratios = [f"{p.split()[0]}/lazy" for p in peers]
+    ratios = [f"{p.split()[0]}/lazy" for p in peers] + (
+        ["torch/jit"] if "torch eager" in names else [])
     print(f"{'workload':8s} " + " ".join(f"{n:>15s}" for n in names)
           + "".join(f" {r:>14s}" for r in ratios))
     for w in args.workloads.split(","):
@@ -118,6 +124,8 @@ def main(argv=None):
         med = {n: statistics.median(v) if v else float("nan") for n, v in samples.items()}
         cells = [f"{med[n] * 1e6:12.1f}{'*' if n in unsteady else ' '}us" for n in names]
         cells += [f"{med[p] / med['jitgrad lazy']:13.2f}x" for p in peers]
+        if "torch eager" in names:
+            cells.append(f"{med['torch eager'] / med['jitgrad jit']:13.2f}x")
         print(f"{w:8s} " + " ".join(cells))
         sys.stdout.flush()
     jitgrad.set_mode("lazy")

@@ -44,7 +44,7 @@ class TimeOptimizerStep:
         self.opt.step()
 
 
-COUNTERS = ("compiles", "lowerings", "programs", "instructions", "eager_fallbacks")
+COUNTERS = ("compiles", "lowerings", "programs", "instructions", "eager_fallbacks", "replays")
 
 
 class TrackJit:
@@ -53,7 +53,8 @@ class TrackJit:
     ``compiles`` and ``lowerings`` (new Numba kernels, new Programs) should be 0;
     ``programs`` counts native interpreter calls (1: the whole step is one
     Program), ``instructions`` their length, ``eager_fallbacks`` the ops the
-    interpreter does not cover. Eager mode runs no Programs: its last three are 0.
+    interpreter does not cover, ``replays`` steps that ``jg.jit`` replayed without
+    running their Python (1 in jit mode). Eager mode runs no Programs.
     """
     params = [list(WORKLOADS), MODES]
     param_names = ["workload", "mode"]
@@ -93,10 +94,14 @@ class TrackJit:
         return counts[workload, mode]["eager_fallbacks"]
     track_eager_fallbacks.unit = "ops/step"
 
+    def track_replays(self, counts, workload, mode):
+        return counts[workload, mode]["replays"]
+    track_replays.unit = "replays/step"
+
 
 class PeakMemW3:
     """Peak resident memory of a process that builds W3 and trains it for 5 steps."""
-    params = [MODES]
+    params = [["lazy", "eager"]]
     param_names = ["mode"]
 
     def setup(self, mode):
