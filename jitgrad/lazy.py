@@ -24,6 +24,7 @@ have made. What the user observes is eager mode's: values, views that alias
 their input's storage, versions, grad_fns and errors (raised at the call site);
 an op the interpreter does not cover runs eagerly on realized inputs.
 """
+import operator
 import os
 import sys
 from weakref import ref as _weakref
@@ -576,6 +577,7 @@ class Program:
         self.arena_size, self.input_slots, self.node_slots = arena_size, input_slots, node_slots
         self.fdtype = fdtype
         self._last = None
+        self._plan = None
 
     def execute(self, values, indices):
         """Run on input arrays ``values`` and index arrays; returns the arena.
@@ -588,20 +590,48 @@ class Program:
         if arena is None or sys.getrefcount(arena) > 3:  # ours, the local, the call
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
+        plan = self._plan
+        if plan is None or len(plan[0]) != len(values) or not all(
+                map(operator.is_, plan[0], values)):
+            plan = self._plan = (list(values), *self._copy_plan(values))
         scalars = self.scalars
-        copied = False
-        for (kind, off, n), v in zip(self.input_slots, values):
-            if kind == 1:   # a 0-d input: its value goes through the scalar table
-                if not copied:
-                    scalars, copied = scalars.copy(), True
-                scalars[off] = v.item()
-            else:
-                arena[off:off + n] = v.reshape(-1)
+        if plan[2]:  # 0-d inputs: their values go through the scalar table
+            scalars = scalars.copy()
+            for k, v in plan[2]:
+                scalars[k] = v.item()
+        for dst, n, src in plan[1]:
+            arena[dst:dst + n] = src
         I.interpret(self.code, scalars,
                     np.concatenate(indices) if indices else _NO_INDICES, arena)
         _stats["programs"] += 1
         _stats["instructions"] += len(self.code)
         return arena
+
+    def _copy_plan(self, values):
+        """How to bring ``values`` into the arena: ``(arena offset, n, source)`` copies, with
+        inputs that sit side by side in one array (an optimizer's parameters, in order)
+        merged into one copy, and the 0-d inputs ``(scalar slot, array)``.
+
+        Kept while the same array objects come back (parameters, a fixed batch): their
+        memory is the same, so the merged sources still read their current values."""
+        copies, scalars = [], []
+        last = None  # (root array, element offset just past the previous copy's source)
+        for (kind, off, n), v in zip(self.input_slots, values):
+            if kind == 1:
+                scalars.append((off, v))
+                last = None
+                continue
+            root, start = _root_offset(v, self.fdtype)
+            if (last is not None and root is last[0] and start == last[1]
+                    and copies[-1][0] + copies[-1][1] == off):
+                dst, m, _ = copies[-1]
+                copies[-1] = (dst, m + n, root.reshape(-1)[start - m:start + n])
+            elif root is not None:
+                copies.append((off, n, root.reshape(-1)[start:start + n]))
+            else:
+                copies.append((off, n, v.reshape(-1)))
+            last = (root, start + n) if root is not None else None
+        return copies, scalars
 
     def value(self, arena, k, p):
         """Node ``k``'s value: an arena view (or, for view ops, a view of its input)."""
@@ -611,6 +641,21 @@ class Program:
         off, n = self.node_slots[k]
         value = arena[off:off + n].reshape(p.shape)
         return value if p.dtype == self.fdtype else value.astype(p.dtype)
+
+
+def _root_offset(v, dtype):
+    """``(root array, element offset)`` of contiguous ``v`` inside the contiguous array
+    that owns its memory, or ``(None, 0)``."""
+    root = v
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if (root is v or root.dtype != dtype or v.dtype != dtype or not root.flags.c_contiguous
+            or not v.flags.c_contiguous):
+        return None, 0
+    gap = v.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    if gap % v.itemsize:
+        return None, 0
+    return root, gap // v.itemsize
 
 
 def _index_array(attrs, kind, shape):
