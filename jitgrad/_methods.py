@@ -60,7 +60,9 @@ def _recorded(fn, op, name):
     op the recorder declines) takes ``fn``'s general path with its checks and errors."""
     general = _binary(fn)
     state, record, wrap, from_np = _lazy._STATE, _lazy.record, ops._wrap, dt._FROM_NP
-    akeys = {d: (("dtype", d),) for d in (_F32, _F64)}  # the attributes' key, made once
+    # the attributes and their key, made once per dtype (nothing writes to an op's attrs)
+    attrs = {d: {"dtype": d} for d in (_F32, _F64)}
+    akeys = {d: (("dtype", d),) for d in (_F32, _F64)}
 
     def method(self, other):
         if state["lazy"]:
@@ -68,11 +70,11 @@ def _recorded(fn, op, name):
             if d is _F32 or d is _F64:
                 if isinstance(other, Tensor):
                     if other._npdtype is d:
-                        out = record(op, [self, other], {"dtype": d}, name, akeys[d])
+                        out = record(op, [self, other], attrs[d], name, akeys[d])
                         if out is not None:
                             return out
                 elif type(other) is float:
-                    out = record(op, [self, wrap(other, from_np[d])], {"dtype": d}, name,
+                    out = record(op, [self, wrap(other, from_np[d])], attrs[d], name,
                                  akeys[d])
                     if out is not None:
                         return out

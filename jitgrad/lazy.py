@@ -224,6 +224,21 @@ def record(op, inputs, attrs, name, akey=None):
         else:
             refs = slots.get(id(t))
             refs = _bind(rec, t) if refs is None else -1 - refs
+    elif len(operands) == 2:  # unrolled: the common binary case
+        t, u = operands
+        p = t._lazy
+        if p is not None and p.seg is seg:
+            a = p.pos
+        else:
+            a = slots.get(id(t))
+            a = _bind(rec, t) if a is None else -1 - a
+        p = u._lazy
+        if p is not None and p.seg is seg:
+            b = p.pos
+        else:
+            b = slots.get(id(u))
+            b = _bind(rec, u) if b is None else -1 - b
+        refs = (a, b)
     else:
         refs = []
         for t in operands:

@@ -298,6 +298,7 @@ def _not_implemented(kernel, d):
 # --- elementwise: unary ---------------------------------------------------------
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_NO_ATTRS = {}  # shared by the lazy lanes: nothing writes to an op's attrs
 
 
 def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
@@ -307,7 +308,7 @@ def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
         if _lazy._STATE["lazy"] and isinstance(input, Tensor):
             d = input._npdtype
             if d is _F32 or d is _F64:  # lazy mode's lane: the recorder checks it
-                out = _lazy.record(op, [input], {}, grad_fn_name, ())
+                out = _lazy.record(op, [input], _NO_ATTRS, grad_fn_name, ())
                 if out is not None:
                     return out
         if not isinstance(input, Tensor):
