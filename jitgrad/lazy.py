@@ -1380,6 +1380,8 @@ class _Recorder:
 class _TrainEntry:
     def __init__(self, program, extra, index_specs, grads):
         self.program, self.extra, self.index_specs, self.grads = program, extra, index_specs, grads
+        self.other_grads = [(k, kind, src) for k, _, (kind, src) in grads if kind != "n"]
+        self._hand = None  # (arena, inputs, how gradients are handed out) of the last run
 
     def run(self, seed, retain_graph):
         rec = _rec
@@ -1406,19 +1408,32 @@ class _TrainEntry:
         program = self.program
         arena = program.execute(values, indices)
         make = _Tensor._make
-        slots = program.node_slots
-        for k, n, (kind, src) in self.grads:
-            leaf = ext[k]
-            if kind == "n":
-                off = slots[src][0]
-                g = arena[off:off + n]
-                home = leaf.__dict__.get("_grad_home")
-                if home is not None and leaf._grad is None and leaf._hooks is None:
-                    home.reshape(-1)[:] = g  # the optimizer keeps this gradient in its arena
-                    leaf._grad = make(home)
-                else:
-                    _accumulate_leaf(leaf, make(g.reshape(leaf._shape)), False, owned=True)
-                continue
+        hand = self._hand
+        if hand is None or hand[0] is not arena or not all(
+                map(operator.is_, hand[1], ext)):
+            hand = self._hand = (arena, list(ext), self._hand_out(arena, ext))
+        for leaf, home, home_flat, g in hand[2]:
+            if (home is not None and leaf._grad is None and leaf._hooks is None
+                    and leaf.__dict__.get("_grad_home") is home):
+                home_flat[:] = g  # the optimizer keeps this gradient in its arena
+                leaf._grad = make(home)
+            else:
+                _accumulate_leaf(leaf, make(g.reshape(leaf._shape)), False, owned=True)
+        for k, kind, src in self.other_grads:
             g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
-            _accumulate_leaf(leaf, make(g), False)  # copied: the array is not ours
+            _accumulate_leaf(ext[k], make(g), False)  # copied: the array is not ours
         return program, arena
+
+    def _hand_out(self, arena, ext):
+        """Per gradient computed by the Program: (leaf, its optimizer home or None, that
+        home flattened, the arena view holding the gradient)."""
+        out = []
+        slots = self.program.node_slots
+        for k, n, (kind, src) in self.grads:
+            if kind == "n":
+                leaf = ext[k]
+                off = slots[src][0]
+                home = leaf.__dict__.get("_grad_home")
+                out.append((leaf, home, None if home is None else home.reshape(-1),
+                            arena[off:off + n]))
+        return out
