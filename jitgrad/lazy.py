@@ -1381,7 +1381,7 @@ class _TrainEntry:
     def __init__(self, program, extra, index_specs, grads):
         self.program, self.extra, self.index_specs, self.grads = program, extra, index_specs, grads
         self.other_grads = [(k, kind, src) for k, _, (kind, src) in grads if kind != "n"]
-        self._hand = None  # (arena, inputs, how gradients are handed out) of the last run
+        self._hand = None  # (inputs, how their gradients are handed out) of the last run
 
     def run(self, seed, retain_graph):
         rec = _rec
@@ -1408,11 +1408,11 @@ class _TrainEntry:
         program = self.program
         arena = program.execute(values, indices)
         make = _Tensor._make
-        hand = self._hand
-        if hand is None or hand[0] is not arena or not all(
-                map(operator.is_, hand[1], ext)):
-            hand = self._hand = (arena, list(ext), self._hand_out(arena, ext))
-        for leaf, home, home_flat, g in hand[2]:
+        hand = self._hand  # (no arena views kept: the arena is reused only when unreferenced)
+        if hand is None or not all(map(operator.is_, hand[0], ext)):
+            hand = self._hand = (list(ext), self._hand_out(ext))
+        for leaf, home, home_flat, off, n in hand[1]:
+            g = arena[off:off + n]
             if (home is not None and leaf._grad is None and leaf._hooks is None
                     and leaf.__dict__.get("_grad_home") is home):
                 home_flat[:] = g  # the optimizer keeps this gradient in its arena
@@ -1424,16 +1424,15 @@ class _TrainEntry:
             _accumulate_leaf(ext[k], make(g), False)  # copied: the array is not ours
         return program, arena
 
-    def _hand_out(self, arena, ext):
+    def _hand_out(self, ext):
         """Per gradient computed by the Program: (leaf, its optimizer home or None, that
-        home flattened, the arena view holding the gradient)."""
+        home flattened, the gradient's arena offset and size)."""
         out = []
         slots = self.program.node_slots
         for k, n, (kind, src) in self.grads:
             if kind == "n":
                 leaf = ext[k]
-                off = slots[src][0]
                 home = leaf.__dict__.get("_grad_home")
                 out.append((leaf, home, None if home is None else home.reshape(-1),
-                            arena[off:off + n]))
+                            slots[src][0], n))
         return out
