@@ -60,22 +60,25 @@ def _recorded(fn, op, name):
     op the recorder declines) takes ``fn``'s general path with its checks and errors."""
     general = _binary(fn)
     state, record, wrap, from_np = _lazy._STATE, _lazy.record, ops._wrap, dt._FROM_NP
+    floats = ops._WRAPPED_FLOATS
     # the attributes and their key, made once per dtype (nothing writes to an op's attrs)
-    attrs = {d: {"dtype": d} for d in (_F32, _F64)}
-    akeys = {d: (("dtype", d),) for d in (_F32, _F64)}
+    lanes = {d: ({"dtype": d}, (("dtype", d),), from_np[d]) for d in (_F32, _F64)}
 
     def method(self, other):
         if state["lazy"]:
-            d = self._npdtype
-            if d is _F32 or d is _F64:
+            v = self._value
+            lane = lanes.get(v.dtype if v is not None else self._lazy.dtype)
+            if lane is not None:
+                attrs, akey, d = lane
                 if isinstance(other, Tensor):
-                    if other._npdtype is d:
-                        out = record(op, [self, other], attrs[d], name, akeys[d])
+                    if other._npdtype is attrs["dtype"]:
+                        out = record(op, [self, other], attrs, name, akey)
                         if out is not None:
                             return out
                 elif type(other) is float:
-                    out = record(op, [self, wrap(other, from_np[d])], attrs[d], name,
-                                 akeys[d])
+                    c = floats.get((other, d)) if other else None
+                    out = record(op, [self, c if c is not None else wrap(other, d)], attrs,
+                                 name, akey)
                     if out is not None:
                         return out
         return general(self, other)
