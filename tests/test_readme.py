@@ -31,3 +31,22 @@ def test_lazy_fallbacks_are_counted():
         assert jg.jit_stats()["tier"] == "interpreter"
     finally:
         jg.set_mode(previous)
+
+
+def test_readme_jit_example_replays():
+    text = README.read_text()
+    train = re.search(r"```python\n(import jitgrad as jg\nfrom jitgrad import nn\n.*?)```",
+                      text, re.S)
+    block = re.search(r"```python\n(@jg\.jit\n.*?)```", text, re.S)
+    assert train and block, "the README lost its jit example"
+    previous = jg.get_mode()
+    jg.set_mode("lazy")
+    try:
+        namespace = {}
+        exec(compile(train.group(1), "README.md", "exec"), namespace)
+        before = jg.jit_stats()["replays"]
+        exec(compile(block.group(1).replace("print(", "str("), "README.md", "exec"), namespace)
+        assert jg.jit_stats()["replays"] - before == 98
+        assert namespace["last"] < 0.01  # replayed steps keep training
+    finally:
+        jg.set_mode(previous)
