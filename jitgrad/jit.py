@@ -74,23 +74,24 @@ class Capture:
             t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
         return ("obj", t, t._bk)
 
-    def program(self, program, ext, seg):
+    def program(self, program, ext, seg, recs):
+        indices = [self.index(recs, place, kind) for place, kind, _ in program.index_specs]
         self.segments[id(seg)] = len(self.events)
         self.keep.append(seg)
-        self.events.append(("program", program, [self.source(t) for t in ext]))
+        self.events.append(("program", program, [self.source(t) for t in ext], indices))
+
+    def index(self, recs, place, kind):
+        """How a replay rebuilds the index array the op at ``place`` reads."""
+        rows = recs[place].attrs.get("rows") if kind == "idx" else None
+        if rows is None:
+            self.fail("index arrays are built in Python every step")
+            return None
+        labels, classes = rows
+        return ("rows", self.source(labels), classes, labels._shape)
 
     def train(self, entry, ext, seg, seed, retain_graph, recs):
-        indices = []
-        for place, kind, shape, const in entry.index_specs:
-            if const is not None:
-                indices.append(("const", const))
-                continue
-            rows = recs[place].attrs.get("rows") if kind == "idx" else None
-            if rows is None:
-                self.fail("index arrays are built in Python every step")
-                continue
-            labels, classes = rows
-            indices.append(("rows", self.source(labels), classes, labels._shape))
+        indices = [("const", const) if const is not None else self.index(recs, place, kind)
+                   for place, kind, _, const in entry.index_specs]
         v = seed._value
         if v.flags.writeable or not np.all(v == 1):
             self.fail("an explicit backward gradient")
@@ -169,10 +170,10 @@ class Trace:
                 seed = _ones(shape, dtype)
                 done.append(entry.run_bound(ext, None, seed, retain, prepared[1]))
             elif kind == "program":
-                _, program, sources = ev
+                _, program, sources, _ = ev
                 values = [(t if t is not None else _resolve(s, args, done))._data
                           for s, t in zip(sources, prepared[0])]
-                done.append((program, program.execute(values, [])))
+                done.append((program, program.execute(values, prepared[1])))
             elif kind == "item":
                 _, k, pos, shape, dtype = ev
                 program, arena = done[k]
@@ -199,7 +200,7 @@ def _prepare(ev, args):
             if t is not None and t._hooks is not None and t._requires_grad:
                 raise NotReplayable
     indices = []
-    for spec in (ev[5] if ev[0] == "train" else ()):
+    for spec in (ev[5] if ev[0] == "train" else ev[3]):
         if spec[0] == "const":
             indices.append(spec[1])
             continue

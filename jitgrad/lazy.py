@@ -555,9 +555,9 @@ def _realize_segment(outputs=(), private_from=None):
     else:
         _stats["cache_hits"] += 1
     if capture is not None:
-        if program.index_specs or outputs:
-            capture.fail("index arrays are built in Python every step")
-        capture.program(program, ext, seg)
+        if outputs:
+            capture.fail("backward ran the autograd engine (a first step, hooks, ...)")
+        capture.program(program, ext, seg, recs)
     indices = [_index_array(recs[place].attrs, kind, shape)
                for place, kind, shape in program.index_specs]
     _quiet[0] += 1

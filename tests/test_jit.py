@@ -207,3 +207,20 @@ def test_cross_entropy_steps_replay_with_new_labels():
         np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
     with pytest.raises(IndexError, match="Target 7 is out of bounds"):
         jitted(x, jg.tensor([0, 1, 7, 0, 1, 2]))  # checked on replay, raised by the function
+
+
+def test_evaluation_under_no_grad_replays():
+    jg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+    def evaluate(x, labels):
+        with jg.no_grad():
+            out = model(x)
+            return nn.functional.cross_entropy(out, labels).item(), (out * 2).sum().item()
+    jitted = jg.jit(evaluate)
+    rng = np.random.default_rng(0)
+    replays = jg.jit_stats()["replays"]
+    for _ in range(8):
+        x, labels = jg.randn(5, 4), jg.tensor(rng.integers(0, 3, 5))
+        assert jitted(x, labels) == evaluate(x, labels)
+    assert jg.jit_stats()["replays"] >= replays + 4
