@@ -60,25 +60,31 @@ def _recorded(fn, op, name):
     op the recorder declines) takes ``fn``'s general path with its checks and errors."""
     general = _binary(fn)
     state, record, wrap, from_np = _lazy._STATE, _lazy.record, ops._wrap, dt._FROM_NP
-    floats = ops._WRAPPED_FLOATS
-    # the attributes and their key, made once per dtype (nothing writes to an op's attrs)
-    lanes = {d: ({"dtype": d}, (("dtype", d),), from_np[d]) for d in (_F32, _F64)}
+    # per dtype: the attributes and their key, made once (nothing writes to an op's
+    # attrs), the jitgrad dtype, and the shared tensors of nonzero floats seen so far
+    lanes = {d: ({"dtype": d}, (("dtype", d),), from_np[d], {}) for d in (_F32, _F64)}
 
     def method(self, other):
         if state["lazy"]:
             v = self._value
             lane = lanes.get(v.dtype if v is not None else self._lazy.dtype)
             if lane is not None:
-                attrs, akey, d = lane
+                attrs, akey, d, floats = lane
                 if isinstance(other, Tensor):
-                    if other._npdtype is attrs["dtype"]:
+                    w = other._value
+                    if (w.dtype if w is not None else other._lazy.dtype) is attrs["dtype"]:
                         out = record(op, [self, other], attrs, name, akey)
                         if out is not None:
                             return out
                 elif type(other) is float:
-                    c = floats.get((other, d)) if other else None
-                    out = record(op, [self, c if c is not None else wrap(other, d)], attrs,
-                                 name, akey)
+                    c = floats.get(other) if other else None  # 0.0 == -0.0: not cached
+                    if c is None:
+                        c = wrap(other, d)
+                        if other:
+                            if len(floats) > 4096:
+                                floats.clear()
+                            floats[other] = c
+                    out = record(op, [self, c], attrs, name, akey)
                     if out is not None:
                         return out
         return general(self, other)

@@ -276,21 +276,23 @@ def record(op, inputs, attrs, name, akey=None):
     recs = rec.recs
     if mode:
         shape, dtype, view = step.metas[0]
-        t = _new_tensor(_Tensor)  # _new_pending() inlined: this is the hot path
-        t._value = None
-        t._vc = [0]
-        t._requires_grad = False
-        t._grad_fn = None
-        t._lazy = p = Pending(op, inputs, attrs, 0, shape, dtype, seg, len(recs))
+        # the hot path: the output and its Pending made inline (no __init__ calls)
+        p = _new_object(Pending)
+        p.op, p.inputs, p.attrs, p.index, p.shape, p.dtype = op, inputs, attrs, 0, shape, dtype
+        p.seg, p.pos, p.view, p._v = seg, len(recs), None, None
         recs.append(p)
+        t = _new_object(_Tensor)
+        t._value, t._lazy, t._vc = None, p, [0]
         if mode == 2:
             p.grad = name
-            t._requires_grad = True
-            t._grad_fn = p
+            t._requires_grad, t._grad_fn = True, p
             deferred = seg.deferred
             if not deferred:
                 _segments.append(_weakref(seg))
             deferred.append(_weakref(t))
+        else:
+            p.grad = None
+            t._requires_grad, t._grad_fn = False, None
         out = t
     else:
         metas = step.metas
@@ -379,11 +381,11 @@ def _new_step(op, inputs, operands, attrs, name, parent):
     return step
 
 
-_new_tensor = object.__new__
+_new_object = object.__new__
 
 
 def _new_pending():
-    t = _new_tensor(_Tensor)
+    t = _new_object(_Tensor)
     t._value = None
     t._vc = [0]
     t._requires_grad = False
