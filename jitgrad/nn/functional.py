@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from .. import _launch, ops
+from .. import lazy as _lazy
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels.cpu import conv as _conv
 from ..kernels.cpu import special as _special
@@ -388,8 +389,13 @@ def _picked(logp, target, weight, ignore_index):
     t = target._data
     if weight is None and m and not 0 <= ignore_index < c and 0 <= t.min() and t.max() < c:
         # every target a valid class, none ignored (the common case): flat positions at once
-        return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=_row_starts(m, c) + t,
-                         rows=(target, c)), None
+        attrs = {"idx": _row_starts(m, c) + t, "rows": (target, c)}
+        if _lazy._STATE["lazy"]:  # the attributes' key given: no unhashable-array detour
+            out = _lazy.record(ops._TAKE, [logp], attrs, "TakeBackward0",
+                               (("idx", ("array", (m,), "<i8")), ("rows", (None, c))))
+            if out is not None:
+                return out, None
+        return ops.apply(ops._TAKE, [logp], "TakeBackward0", **attrs), None
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= c))
     if bad.any():
