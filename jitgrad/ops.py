@@ -1185,6 +1185,11 @@ def linear(input, weight, bias=None):
         d = input._npdtype
         if (len(xs) == 2 and len(ws) == 2 and xs[1] == ws[1] and bs == ws[:1]
                 and weight._npdtype is d and bias._npdtype is d):
+            if _lazy._STATE["lazy"]:
+                out = _lazy.record(_LINEAR, [input, weight, bias], _NO_ATTRS, "AddmmBackward0",
+                                   ())
+                if out is not None:
+                    return out
             return apply(_LINEAR, [input, weight, bias], "AddmmBackward0")
     if input.ndim == 2 and weight.ndim == 2 and (bias is None or bias.ndim <= 1):
         if input.shape[1] != weight.shape[1]:

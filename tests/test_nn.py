@@ -623,3 +623,24 @@ def test_losses_match_torch(name, fn):
     out_j.sum().backward()
     out_t.sum().backward()
     np.testing.assert_allclose(xj.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_with_and_without_bias_and_subclassed(bias):
+    """Linear reads its parameters straight from ``_parameters`` when it can; without a
+    bias, in a subclass, or after ``weight`` is replaced, it still uses the right ones."""
+    class Sub(nn.Linear):
+        pass
+
+    x = jg.tensor(np.arange(6, dtype=np.float32).reshape(2, 3) / 5)
+    for cls in (nn.Linear, Sub):
+        jg.manual_seed(0)
+        m = cls(3, 2, bias=bias)
+        w = m.weight.detach().numpy()
+        b = m.bias.detach().numpy() if bias else 0
+        np.testing.assert_allclose(m(x).detach().numpy(), x.numpy() @ w.T + b, rtol=1e-6)
+    m = nn.Linear(3, 2, bias=bias)
+    m.weight = nn.Parameter(jg.ones(2, 3))
+    expected = np.repeat(x.numpy().sum(1, keepdims=True), 2, axis=1)
+    np.testing.assert_allclose(m(x).detach().numpy(),
+                               expected + (m.bias.detach().numpy() if bias else 0), rtol=1e-6)

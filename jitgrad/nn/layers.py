@@ -50,6 +50,11 @@ class Linear(Module):
             _fan_in_bias_(self.bias, self.weight)
 
     def forward(self, input):
+        d = self.__dict__
+        p = d["_parameters"]
+        if type(self) is Linear and "weight" in p and "bias" in p and "weight" not in d \
+                and "bias" not in d:  # what self.weight and self.bias read, sans __getattr__
+            return F.linear(input, p["weight"], p["bias"])
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self):
