@@ -611,8 +611,8 @@ class Program:
         if plan is None or len(plan[0]) != len(values) or not all(
                 map(operator.is_, plan[0], values)):
             plan = self._plan = (list(values), *self._copy_plan(values))
-        scalars = self.scalars
-        if plan[2]:  # 0-d inputs: their values go through the scalar table
+        scalars = plan[3]  # read-only 0-d inputs (shared constants) are in it already
+        if plan[2]:  # other 0-d inputs: their values go through the scalar table
             scalars = scalars.copy()
             for k, v in plan[2]:
                 scalars[k] = v.item()
@@ -627,15 +627,19 @@ class Program:
     def _copy_plan(self, values):
         """How to bring ``values`` into the arena: ``(arena offset, n, source)`` copies, with
         inputs that sit side by side in one array (an optimizer's parameters, in order)
-        merged into one copy, and the 0-d inputs ``(scalar slot, array)``.
+        merged into one copy; the writable 0-d inputs ``(scalar slot, array)``; and the
+        scalar table with the read-only 0-d inputs (shared constants) filled in.
 
         Kept while the same array objects come back (parameters, a fixed batch): their
         memory is the same, so the merged sources still read their current values."""
-        copies, scalars = [], []
+        copies, scalars, table = [], [], self.scalars.copy()
         last = None  # (root array, element offset just past the previous copy's source)
         for (kind, off, n), v in zip(self.input_slots, values):
             if kind == 1:
-                scalars.append((off, v))
+                if v.flags.writeable or v.base is not None:
+                    scalars.append((off, v))
+                else:  # owns read-only memory (a wrapped Python number): never changes
+                    table[off] = v.item()
                 last = None
                 continue
             root, start = _root_offset(v, self.fdtype)
@@ -648,7 +652,7 @@ class Program:
             else:
                 copies.append((off, n, v.reshape(-1)))
             last = (root, start + n) if root is not None else None
-        return copies, scalars
+        return copies, scalars, table
 
     def value(self, arena, k, p):
         """Node ``k``'s value: an arena view (or, for view ops, a view of its input)."""

@@ -73,26 +73,27 @@ class _Arena:
 
     def sync(self):
         """Bring every parameter's data and gradient into the arena; True if any has a gradient."""
-        any_active = False
-        for i, p in enumerate(self.params):
-            view = self.views[i]
-            if p._data is not view:  # the user rebound p.data: take its values back in
-                if p._data.shape != view.shape or p._data.dtype != view.dtype:
+        flags = []
+        for p, view, home in zip(self.params, self.views, self.grad_views):
+            data = p._value
+            if data is not view:  # the user rebound p.data: take its values back in
+                data = p._data
+                if data.shape != view.shape or data.dtype != view.dtype:
                     raise RuntimeError(
                         "a parameter changed shape or dtype after its optimizer was built; "
                         "build the optimizer after converting the model")
-                view[...] = p._data
+                view[...] = data
                 p._data = view
             g = p._grad
             if g is None:
-                self.active[i] = 0
+                flags.append(0)
                 continue
-            if g._data is not self.grad_views[i]:
-                np.copyto(self.grad_views[i], g._data)
-            self.active[i] = 1
+            if g._data is not home:
+                np.copyto(home, g._data)
+            flags.append(1)
             p._vc[0] += 1
-            any_active = True
-        return any_active
+        self.active[:] = flags
+        return 1 in flags
 
 
 class Optimizer:
