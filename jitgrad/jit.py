@@ -43,6 +43,7 @@ class Capture:
     """The effects one run of a jitted function had, in order."""
 
     def __init__(self, args):
+        self.epoch = _lazy._module_epoch[0]
         self.events = []
         self.valid = True
         self.why = None
@@ -127,7 +128,7 @@ class Capture:
         return None
 
     def same_as(self, other):
-        if len(self.events) != len(other.events):
+        if self.epoch != other.epoch or len(self.events) != len(other.events):
             return False
         for a, b in zip(self.events, other.events):
             if a[0] != b[0] or len(a) != len(b):
@@ -155,9 +156,11 @@ class Trace:
     """A captured run, replayed."""
 
     def __init__(self, capture, plan):
-        self.events, self.plan = capture.events, plan
+        self.events, self.plan, self.epoch = capture.events, plan, capture.epoch
 
     def replay(self, args):
+        if _lazy._module_epoch[0] != self.epoch:
+            raise NotReplayable  # a module attribute changed: the function may read it
         # first every guard and index array, so that a failed guard leaves nothing half done
         bound = [_prepare(ev, args) for ev in self.events]
         done = []  # per event: (program, arena) or a read value

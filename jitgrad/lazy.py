@@ -41,6 +41,7 @@ _STATE = {"lazy": os.environ.get("JITGRAD_MODE", "lazy").lower() != "eager"}
 _stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
           "eager_fallbacks": 0, "replays": 0}
 _capture = [None]  # the jitgrad.jit Capture watching this run, if any
+_module_epoch = [0]  # bumped when any nn.Module attribute changes (jit replays check it)
 _quiet = [0]       # > 0 while the runtime itself reads values (not the user)
 
 

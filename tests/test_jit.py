@@ -224,3 +224,32 @@ def test_evaluation_under_no_grad_replays():
         x, labels = jg.randn(5, 4), jg.tensor(rng.integers(0, 3, 5))
         assert jitted(x, labels) == evaluate(x, labels)
     assert jg.jit_stats()["replays"] >= replays + 4
+
+
+def test_module_attribute_changes_end_a_replay():
+    """A replay does not run the function, so anything it may read from a module
+    (a replaced parameter object, a plain attribute) must send it back to capture."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 1)
+            self.scale = 2.0
+
+        def forward(self, x):
+            return self.lin(x) * self.scale
+
+    jg.manual_seed(0)
+    model = Scaled()
+    x, _ = _data(3)
+    step = jg.jit(lambda: model(x).sum().item())
+    for _ in range(4):
+        step()
+    model.scale = 3.0
+    assert step() == model(x).sum().item()
+    model.lin.weight = nn.Parameter(jg.ones(1, 4))
+    assert step() == model(x).sum().item()
+    model.train()  # setting an attribute to the value it has changes nothing
+    replays = jg.jit_stats()["replays"]
+    for _ in range(4):
+        step()
+    assert jg.jit_stats()["replays"] > replays

@@ -10,9 +10,12 @@ import collections.abc
 import itertools
 
 from .. import dtypes as dt
+from .. import lazy as _lazy
 from ..autograd.grad_mode import no_grad
 from ..tensor import Tensor, _check_device
 from .parameter import Parameter
+
+_UNSET = object()
 
 
 def _typename(value):
@@ -74,6 +77,7 @@ class Module:
 
     def register_parameter(self, name, param):
         """Add ``param`` (a ``Parameter`` or None) under ``name``."""
+        _lazy._module_epoch[0] += 1
         self._check_name(name, "parameter", self._parameters)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
@@ -87,6 +91,7 @@ class Module:
 
     def register_buffer(self, name, tensor, persistent=True):
         """Add a tensor that is state but not a parameter (in ``state_dict`` if ``persistent``)."""
+        _lazy._module_epoch[0] += 1
         self._check_name(name, "buffer", self._buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
@@ -99,6 +104,7 @@ class Module:
 
     def add_module(self, name, module):
         """Add a child module under ``name``."""
+        _lazy._module_epoch[0] += 1
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{_typename(module)} is not a Module subclass")
         self._check_name(name, "module", self._modules)
@@ -108,6 +114,8 @@ class Module:
 
     def __setattr__(self, name, value):
         d = self.__dict__
+        if d.get(name, _UNSET) is not value:  # jitgrad.jit replays check nothing changed
+            _lazy._module_epoch[0] += 1
         params = d.get("_parameters")
         if isinstance(value, Parameter):
             if params is None:
@@ -152,6 +160,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
+        _lazy._module_epoch[0] += 1
         for store in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__.get(store, ()):
                 del self.__dict__[store][name]
