@@ -15,7 +15,9 @@ of ``fn`` runs.
 
 Guards are rechecked on every replay: a tensor that ``fn`` reads from outside
 (a parameter, a captured batch) must still be the same object with the same
-shape, dtype and autograd flags, or the call runs ``fn`` again and re-captures.
+shape, dtype and autograd flags, and no ``nn.Module`` attribute may have
+changed since the capture (a replaced parameter, ``module.scale = 3.0``), or
+the call runs ``fn`` again and re-captures.
 
 As with ``torch.compile`` and ``jax.jit``, a replay does not run ``fn``'s own
 Python: side effects outside jitgrad (appending to a list, printing, counters)
