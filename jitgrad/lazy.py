@@ -23,6 +23,9 @@ or ``requires_grad`` changes (``freeze``), so they are the nodes eager mode woul
 have made. What the user observes is eager mode's: values, views that alias
 their input's storage, versions, grad_fns and errors (raised at the call site);
 an op the interpreter does not cover runs eagerly on realized inputs.
+
+Recording state is per process, not per thread: record ops from one thread at a
+time (as with most lazy tensor runtimes).
 """
 import operator
 import os
