@@ -1223,6 +1223,8 @@ LOWER = {
     "div": _ew_binary(ew.DIV), "pow": _ew_binary(ew.POW), "maximum": _ew_binary(ew.MAXIMUM),
     "remainder": _ew_binary(ew.REMAINDER), "fmod": _ew_binary(ew.FMOD),
     "threshold_backward": _ew_binary(ew.THRESHOLD_BACKWARD),
+    "tanh_backward": _ew_binary(ew.TANH_BACKWARD),
+    "sigmoid_backward": _ew_binary(ew.SIGMOID_BACKWARD),
     "div_floor": _ew_binary(ew.FLOORDIV), "overwrite": _lower_overwrite,
     "minimum": _ew_binary(ew.MINIMUM),
     "eq": _ew_binary(ew.EQ, I.COMPARE), "ne": _ew_binary(ew.NE, I.COMPARE),

@@ -334,9 +334,9 @@ sqrt = _unary("sqrt", ew.SQRT, "SqrtBackward0", lambda c, g: (g / (2 * c.saved("
 sin = _unary("sin", ew.SIN, "SinBackward0", lambda c, g: (g * cos(c.saved(0)),), (0,))
 cos = _unary("cos", ew.COS, "CosBackward0", lambda c, g: (g * -sin(c.saved(0)),), (0,))
 tanh = _unary("tanh", ew.TANH, "TanhBackward0",
-              lambda c, g: (g * (1 - c.saved("out") ** 2),), ("out",))
+              lambda c, g: (tanh_backward(g, c.saved("out")),), ("out",))
 sigmoid = _unary("sigmoid", ew.SIGMOID, "SigmoidBackward0",
-                 lambda c, g: (g * c.saved("out") * (1 - c.saved("out")),), ("out",))
+                 lambda c, g: (sigmoid_backward(g, c.saved("out")),), ("out",))
 relu = _unary("relu", ew.RELU, "ReluBackward0",
               lambda c, g: (threshold_backward(g, c.saved("out")),), ("out",), keeps_int=True)
 abs = _unary("abs", ew.ABS, "AbsBackward0", lambda c, g: (g * sign(c.saved(0)),), (0,),
@@ -408,6 +408,30 @@ _FMOD = defop("fmod", _binary_forward(ew.FMOD),
 _THRESHOLD_BACKWARD = defop(
     "threshold_backward", _binary_forward(ew.THRESHOLD_BACKWARD),
     lambda c, g: (threshold_backward(g, c.saved(1)), None), (1,), meta=_broadcast_meta)
+
+
+_TANH_BACKWARD = defop(
+    "tanh_backward", _binary_forward(ew.TANH_BACKWARD),
+    lambda c, g: (tanh_backward(g, c.saved(1)),
+                  g * c.saved(0) * c.saved(1) * -2 if c.needs_input_grad[1] else None),
+    (0, 1), meta=_broadcast_meta)
+_SIGMOID_BACKWARD = defop(
+    "sigmoid_backward", _binary_forward(ew.SIGMOID_BACKWARD),
+    lambda c, g: (sigmoid_backward(g, c.saved(1)),
+                  g * c.saved(0) * (1 - 2 * c.saved(1)) if c.needs_input_grad[1] else None),
+    (0, 1), meta=_broadcast_meta)
+
+
+def tanh_backward(grad, out):
+    """``grad * (1 - out**2)`` in one pass: tanh's backward from its output ``out``."""
+    a, b, d = _promote(grad, out, "tanh_backward")
+    return apply(_TANH_BACKWARD, [a, b], "TanhBackwardBackward0", dtype=d.np)
+
+
+def sigmoid_backward(grad, out):
+    """``grad * out * (1 - out)`` in one pass: sigmoid's backward from its output ``out``."""
+    a, b, d = _promote(grad, out, "sigmoid_backward")
+    return apply(_SIGMOID_BACKWARD, [a, b], "SigmoidBackwardBackward0", dtype=d.np)
 
 
 def threshold_backward(grad, out):
@@ -1928,4 +1952,5 @@ from . import lazy as _lazy  # noqa: E402  (lazy mode records through apply)
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
     "builtins", "collections", "numbers", "np", "L", "dt", "ew", "rd", "Tensor", "Op",
     "REGISTRY", "defop", "apply", "inplace", "setitem", "getitem", "is_grad_enabled", "linear",
-    "no_grad", "node_class", "arange", "zeros", "finish", "threshold_backward")]
+    "no_grad", "node_class", "arange", "zeros", "finish", "threshold_backward",
+    "tanh_backward", "sigmoid_backward")]

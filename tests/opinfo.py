@@ -527,9 +527,9 @@ def _entries():
     add("cos", lambda m, x: m.cos(x), np.cos, unary(real, special(0, 1e4, inf, nan)),
         ["cos", "sin"])
     add("tanh", lambda m, x: m.tanh(x), np.tanh,
-        unary(real, special(-50, 50, -inf, inf, nan, 1e-30)), ["tanh"])
+        unary(real, special(-50, 50, -inf, inf, nan, 1e-30)), ["tanh", "tanh_backward"])
     add("sigmoid", lambda m, x: m.sigmoid(x), _sigmoid,
-        unary(real, special(-100, 100, -1000, -inf, inf, nan)), ["sigmoid"])
+        unary(real, special(-100, 100, -1000, -inf, inf, nan)), ["sigmoid", "sigmoid_backward"])
     add("relu", lambda m, x: m.relu(x), lambda x: np.maximum(x, 0),
         unary(away, both(kinks, int_in("int64"), special(-inf, inf, nan))),
         ["relu", "threshold_backward"])

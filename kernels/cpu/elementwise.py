@@ -23,6 +23,8 @@ RSQRT = 13
 # binary op codes
 ADD, SUB, MUL, DIV, POW, MAXIMUM, MINIMUM, FLOORDIV, REMAINDER, FMOD = range(10)
 THRESHOLD_BACKWARD = 10  # a where b > 0 else 0 (ReLU's backward, b its output; NaN passes a)
+TANH_BACKWARD = 11       # a * (1 - b * b): tanh's backward, b its output
+SIGMOID_BACKWARD = 12    # a * b * (1 - b): sigmoid's backward, b its output
 # comparison and logical op codes (bool output)
 EQ, NE, LT, LE, GT, GE, AND, OR, XOR = range(9)
 
@@ -159,6 +161,16 @@ def binary(op, a, b, out):
         zero = out.dtype.type(0)
         for i in range(n):
             out[i] = zero if b[i] <= zero else a[i]
+    elif op == TANH_BACKWARD:
+        one = out.dtype.type(1)
+        for i in range(n):
+            y = b[i]
+            out[i] = a[i] * (one - y * y)
+    elif op == SIGMOID_BACKWARD:
+        one = out.dtype.type(1)
+        for i in range(n):
+            y = b[i]
+            out[i] = a[i] * y * (one - y)
 
 
 @kernel
