@@ -281,7 +281,7 @@ class Jitted:
         self.reasons = {}   # guard -> why the last captured run was not replayable
 
     def __call__(self, *args, **kwargs):
-        if kwargs or not _lazy._STATE["lazy"] or _lazy._capture[0] is not None:
+        if kwargs or not _lazy._STATE["lazy"] or _lazy._tls.capture is not None:
             return self.fn(*args, **kwargs)
         key = _guard(args)
         if key is None:
@@ -301,12 +301,12 @@ class Jitted:
         self.tries[key] = tries + 1
         _lazy.flush()
         capture = Capture(args)
-        _lazy._capture[0] = capture
+        _lazy._tls.capture = capture
         try:
             result = self.fn(*args)
             _lazy.flush()
         finally:
-            _lazy._capture[0] = None
+            _lazy._tls.capture = None
         plan = capture.result_plan(result) if capture.valid else None
         if plan is not None and _reads(plan) != {k for k in capture.reads.values()}:
             plan = None

@@ -24,12 +24,13 @@ have made. What the user observes is eager mode's: values, views that alias
 their input's storage, versions, grad_fns and errors (raised at the call site);
 an op the interpreter does not cover runs eagerly on realized inputs.
 
-Recording state is per process, not per thread: record ops from one thread at a
-time (as with most lazy tensor runtimes).
+Each thread records into its own segment (and has its own jitgrad.jit capture);
+a pending tensor handed to another thread is computed when that thread reads it.
 """
 import operator
 import os
 import sys
+import threading
 from weakref import ref as _weakref
 
 import numpy as np
@@ -43,9 +44,7 @@ _STATE = {"lazy": os.environ.get("JITGRAD_MODE", "lazy").lower() != "eager"}
 
 _stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
           "eager_fallbacks": 0, "replays": 0}
-_capture = [None]  # the jitgrad.jit Capture watching this run, if any
 _module_epoch = [0]  # bumped when any nn.Module attribute changes (jit replays check it)
-_quiet = [0]       # > 0 while the runtime itself reads values (not the user)
 
 
 def set_mode(mode):
@@ -109,9 +108,11 @@ class Segment:
     ``materialized``: some of its grad_fns were made (hooks may sit on them).
     """
 
-    __slots__ = ("program", "arena", "released", "materialized", "deferred", "__weakref__")
+    __slots__ = ("program", "arena", "released", "materialized", "deferred", "owner",
+                 "__weakref__")
 
-    def __init__(self):
+    def __init__(self, owner):
+        self.owner = owner  # the _Recording that records into it
         self.program = self.arena = None
         self.released = self.materialized = False
         self.deferred = []  # weakrefs to its outputs whose grad_fn is not made yet
@@ -181,7 +182,7 @@ class _Recording:
         self.reset()
 
     def reset(self):
-        self.seg, self.recs, self.ext, self.slots, self.node = Segment(), [], [], {}, _ROOT
+        self.seg, self.recs, self.ext, self.slots, self.node = Segment(self), [], [], {}, _ROOT
 
 
 # --- recording --------------------------------------------------------------------
@@ -192,7 +193,19 @@ MAX_OPS = 10_000      # a segment this long realizes by itself (bounded memory)
 MAX_TRIE = 200_000    # trie nodes kept before the trie (and its Programs) is dropped
 _ROOT = _Step()
 _trie_size = [0]
-_rec = _Recording()
+
+
+class _PerThread(threading.local):
+    """What each thread records into: its segment, and the jitgrad.jit capture watching
+    it (``quiet`` > 0 while the runtime itself, not the user, reads values)."""
+
+    def __init__(self):
+        self.rec = _Recording()
+        self.capture = None
+        self.quiet = 0
+
+
+_tls = _PerThread()
 
 
 def record(op, inputs, attrs, name, akey=None):
@@ -207,7 +220,7 @@ def record(op, inputs, attrs, name, akey=None):
     before after the same prefix needs no shape or dtype rules: the trie node has
     the outputs' metadata, and the Program for the segment is cached there too.
     """
-    rec = _rec
+    rec = _tls.rec
     seg = rec.seg
     slots = rec.slots
     n_ext = len(slots)
@@ -407,8 +420,8 @@ def materialize(t):
     shapes a node (an input's version or grad_fn) changed since, because every
     such change calls ``freeze()`` first.
     """
-    if _capture[0] is not None:
-        _capture[0].fail("a grad_fn was made (the graph was inspected or changed)")
+    if _tls.capture is not None:
+        _tls.capture.fail("a grad_fn was made (the graph was inspected or changed)")
     order, stack, seen = [], [(t, False)], set()
     while stack:
         u, done = stack.pop()
@@ -456,7 +469,7 @@ def freeze():
 def changing(t):
     """``t``'s autograd flags or grad_fn are about to change: recorded ops must keep
     what they saw."""
-    rec = _rec
+    rec = _tls.rec
     p = t._lazy
     if (p is not None and p.seg is rec.seg) or id(t) in rec.slots:
         _realize_segment()
@@ -483,7 +496,7 @@ def alias(t):
 
 def flush():
     """Realize the segment being recorded (before storage is written in place)."""
-    if _rec.recs:
+    if _tls.rec.recs:
         _realize_segment()
 
 
@@ -509,29 +522,35 @@ def _attrs_key(attrs):
 
 def realize(*tensors):
     """Compute every pending tensor in ``tensors`` (and what they depend on)."""
-    seg = _rec.seg
     for t in tensors:
         p = t._lazy
         if t._value is None and p is not None:
-            if p.seg is seg and seg.program is None:
-                _realize_segment()
+            _run_segment_of(p)
             t._value, t._lazy = p.value, None
 
 
 def _realize_tensor(t):
     p = t._lazy
-    if _capture[0] is not None and not _quiet[0]:
-        _capture[0].fail("a tensor's value was read (only returned .item() values replay)")
-    if p.seg is _rec.seg:
-        _realize_segment()
+    if _tls.capture is not None and not _tls.quiet:
+        _tls.capture.fail("a tensor's value was read (only returned .item() values replay)")
+    _run_segment_of(p)
     t._value, t._lazy = p.value, None
 
 
-def _realize_segment(outputs=(), private_from=None):
-    """Run the segment being recorded as one Program (lowered once per trie node) and
-    start a new one; ``outputs``: outputs read straight from the arena afterwards.
-    Returns the Program, or None when it ran op by op."""
-    rec = _rec
+def _run_segment_of(p):
+    """Realize the segment ``p`` belongs to if it is still being recorded (by this
+    thread or, for a tensor handed across threads, another)."""
+    seg = p.seg
+    if seg.program is None and p._v is None and seg.owner.seg is seg:
+        _realize_segment(rec=seg.owner)
+
+
+def _realize_segment(outputs=(), private_from=None, rec=None):
+    """Run the segment being recorded (by this thread, or ``rec``) as one Program (lowered
+    once per trie node) and start a new one; ``outputs``: outputs read straight from the
+    arena afterwards. Returns the Program, or None when it ran op by op."""
+    if rec is None:
+        rec = _tls.rec
     recs, ext, node, seg = rec.recs, rec.ext, rec.node, rec.seg
     if not recs:
         return None
@@ -547,7 +566,7 @@ def _realize_segment(outputs=(), private_from=None):
     if programs is None:
         programs = node.programs = {}
     program = programs.get(okey)
-    capture = _capture[0]
+    capture = _tls.capture
     if program is None:
         if capture is not None:
             capture.fail("a Program was lowered (a new structure)")
@@ -566,11 +585,11 @@ def _realize_segment(outputs=(), private_from=None):
         capture.program(program, ext, seg, recs)
     indices = [_index_array(recs[place].attrs, kind, shape)
                for place, kind, shape in program.index_specs]
-    _quiet[0] += 1
+    _tls.quiet += 1
     try:
         values = [t._data for t in ext]
     finally:
-        _quiet[0] -= 1
+        _tls.quiet -= 1
     seg.arena = program.execute(values, indices)
     seg.program = program
     return program
@@ -1256,7 +1275,7 @@ from .autograd.grad_mode import _state as _grad_state  # noqa: E402
 # Tensor reaches these without an import per access
 _tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
 _tensor._changing = changing
-_tensor._capture, _tensor._quiet = _capture, _quiet
+_tensor._tls = _tls
 _Tensor = _tensor.Tensor
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
@@ -1281,9 +1300,9 @@ def train_step(root, seed, retain_graph):
     """Run ``root.backward(seed)`` from a cached Program (returns True), or return a
     recorder that registers this step's Program after the engine has traced it, or None
     when the step is not eligible (hooks, a grad_fn already made, ...)."""
-    rec = _rec
+    rec = _tls.rec
     entry = _train_entry(root, seed)
-    capture = _capture[0]
+    capture = _tls.capture
     if entry is None or entry.__class__ is _Recorder:
         if capture is not None:
             capture.fail("backward ran the autograd engine (a first step, hooks, ...)")
@@ -1296,7 +1315,7 @@ def train_step(root, seed, retain_graph):
 
 
 def _train_entry(root, seed):
-    rec = _rec
+    rec = _tls.rec
     p = root._lazy
     if p is None or p.seg is not rec.seg or rec.seg.materialized:
         return None
@@ -1327,7 +1346,7 @@ class _Recorder:
         self.n_fwd, self.fwd_ext, self.seed = n_fwd, fwd_ext, seed
 
     def register(self, leaf_grads):
-        rec = _rec
+        rec = _tls.rec
         seg, recs, ext, slots = rec.seg, rec.recs, rec.ext, rec.slots
         if (seg is not self.seg or len(ext) < len(self.fwd_ext)
                 or any(a is not b for a, b in zip(ext, self.fwd_ext))):
@@ -1396,7 +1415,7 @@ class _TrainEntry:
         self._hand = None  # (inputs, how their gradients are handed out) of the last run
 
     def run(self, seed, retain_graph):
-        rec = _rec
+        rec = _tls.rec
         recs, ext, seg = rec.recs, rec.ext, rec.seg
         rec.reset()
         seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph)
@@ -1407,11 +1426,11 @@ class _TrainEntry:
         """Run on the forward's inputs ``ext`` and index arrays (``indices``, or made from
         the ops ``recs``), hand the gradients to the leaves; returns ``(program, arena)``."""
         seed_value = seed._value
-        _quiet[0] += 1
+        _tls.quiet += 1
         try:
             values = [t._data for t in ext]
         finally:
-            _quiet[0] -= 1
+            _tls.quiet -= 1
         for v in self.extra:
             values.append(seed_value if v is None else v)
         if indices is None:

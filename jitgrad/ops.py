@@ -122,8 +122,8 @@ def apply(op, inputs, grad_fn_name, **attrs):
         if outs is not None:
             return outs
         _lazy._stats["eager_fallbacks"] += 1
-        if _lazy._capture[0] is not None:
-            _lazy._capture[0].fail(f"{op.name} ran eagerly")
+        if _lazy._tls.capture is not None:
+            _lazy._tls.capture.fail(f"{op.name} ran eagerly")
     datas = op.forward(*[t._data for t in inputs], **attrs)
     outs = [Tensor._make(d) for d in (datas if op.multi else (datas,))]
     return finish(op, inputs, outs, grad_fn_name, attrs)
@@ -1837,8 +1837,8 @@ def inplace(self, compute):
     PyTorch does.
     """
     _check_inplace(self)
-    if _lazy._capture[0] is not None:
-        _lazy._capture[0].fail("an in-place write")
+    if _lazy._tls.capture is not None:
+        _lazy._tls.capture.fail("an in-place write")
     _lazy.flush()  # pending ops read the old values: compute them before the write
     _lazy.freeze()  # recorded grad_fns keep the versions and grad_fns they saw
     recording = is_grad_enabled() and (

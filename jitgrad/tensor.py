@@ -71,7 +71,7 @@ _realize = None      # set by jitgrad.lazy: computes pending tensors
 _Pending = None      # set by jitgrad.lazy: the class of a not-yet-made grad_fn
 _materialize = None  # set by jitgrad.lazy: makes a deferred grad_fn (and its inputs')
 _changing = None     # set by jitgrad.lazy: called before a tensor's autograd state changes
-_capture = _quiet = None  # set by jitgrad.lazy: the jitgrad.jit capture watching, if any
+_tls = None  # set by jitgrad.lazy: per thread, the jitgrad.jit capture watching, if any
 
 _NON_LEAF_GRAD = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
@@ -376,14 +376,14 @@ class Tensor:
 
     def item(self):
         """The single value of a one-element tensor as a Python number."""
-        capture = _capture[0]
+        capture = _tls.capture
         if capture is not None:
             pending = self._lazy if self._value is None else None
-            _quiet[0] += 1
+            _tls.quiet += 1
             try:
                 value = self._data.reshape(-1)[0].item() if self.numel() == 1 else None
             finally:
-                _quiet[0] -= 1
+                _tls.quiet -= 1
             if value is not None:
                 capture.item(pending, value)
                 return value

@@ -197,7 +197,7 @@ def test_long_chain_realizes_by_itself(lazy_mode, monkeypatch):
     x = jg.tensor([0.5])
     for _ in range(120):
         x = x * 1.01
-        assert len(lazy._rec.recs) < 50
+        assert len(lazy._tls.rec.recs) < 50
     assert x.item() == pytest.approx(0.5 * 1.01 ** 120, rel=1e-4)
 
 
@@ -265,7 +265,7 @@ def test_repeated_numbers_share_one_input(lazy_mode):
     h = x
     for _ in range(50):
         h = h * 1.0 + 0.5
-    assert len(lazy._rec.ext) == 3  # x, 1.0 and 0.5
+    assert len(lazy._tls.rec.ext) == 3  # x, 1.0 and 0.5
     np.testing.assert_array_equal(h.numpy(), np.array([1.0, 2.0]) + 25.0)
     assert (1 / (x * -0.0)).tolist() == [-np.inf, -np.inf]
     assert (1 / (x * 0.0)).tolist() == [np.inf, np.inf]
@@ -444,3 +444,52 @@ def test_a_training_step_reuses_its_arena(lazy_mode):
         for _ in range(3):
             run()
         assert all(e.program._last is arenas[id(e.program)]() for e in entries)
+
+
+def test_threads_record_their_own_segments(lazy_mode):
+    """Two threads training at once each record into their own segment and get the
+    losses a lone run gets; a pending tensor handed to another thread is computed."""
+    import threading
+
+    def setup(seed):  # made here, not in the threads: the generator is shared
+        nn = jg.nn
+        jg.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+        opt = jg.optim.SGD(model.parameters(), lr=0.05)
+        x = jg.tensor(rng.standard_normal((8, 4)).astype(np.float32))
+        y = jg.tensor(rng.standard_normal((8, 1)).astype(np.float32))
+        return model, opt, x, y
+
+    def train(parts, steps, out):
+        model, opt, x, y = parts
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = ((model(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+
+    alone = {s: [] for s in (1, 2)}
+    for s in (1, 2):
+        train(setup(s), 300, alone[s])
+    together = {s: [] for s in (1, 2)}
+    threads = [threading.Thread(target=train, args=(setup(s), 300, together[s]))
+               for s in (1, 2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, mid-op included
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert together == alone
+
+    pending = jg.tensor([1.0, 2.0]) * 3  # recorded here, read in another thread
+    seen = []
+    worker = threading.Thread(target=lambda: seen.append((pending + 1).tolist()))
+    worker.start()
+    worker.join()
+    assert seen == [[4.0, 7.0]]

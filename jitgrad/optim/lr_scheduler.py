@@ -69,7 +69,7 @@ class LRScheduler:
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-        capture = _lazy._capture[0]
+        capture = _lazy._tls.capture
         if capture is not None:  # a jitgrad.jit replay steps the schedule too
             if epoch is None:
                 capture.call("sched", self)

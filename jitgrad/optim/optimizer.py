@@ -187,8 +187,8 @@ class Optimizer:
                     _lazy.freeze()
                     g._data[...] = 0
                     g._vc[0] += 1
-        if _lazy._capture[0] is not None:  # a jitgrad.jit replay does this too
-            _lazy._capture[0].call("zero_grad", self, set_to_none)
+        if _lazy._tls.capture is not None:  # a jitgrad.jit replay does this too
+            _lazy._tls.capture.call("zero_grad", self, set_to_none)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient: one kernel call per group and dtype.
@@ -216,7 +216,7 @@ class Optimizer:
                             if views:
                                 self.state[p] = views
                                 self._stated += 1
-        capture = _lazy._capture[0]
+        capture = _lazy._tls.capture
         if capture is not None:  # a jitgrad.jit replay calls step() too
             if closure is not None:
                 capture.fail("optimizer.step(closure)")
