@@ -4,14 +4,14 @@ In lazy mode a training step already runs as a few native calls (one Program for
 forward and backward, one fused optimizer kernel), but its ops are still
 recorded one by one in Python every step. ``jit(fn)`` watches ``fn`` run: while it
 runs, the runtime logs every effect it has — Programs run (with where each input
-comes from), optimizer ``zero_grad()``/``step()``, learning-rate scheduler steps,
-``.item()`` reads — and anything it cannot replay (the autograd engine running,
-a Program lowered for the first time, an eager op, an in-place write, a value
-read that is not returned, index arrays built in Python, ...) marks the run as
-not replayable. When two consecutive runs with the same guard (the arguments'
-shapes, dtypes and autograd flags, grad mode) log the same effects on the same
-objects, later calls replay those effects directly: no op is recorded, no Python
-of ``fn`` runs.
+comes from), optimizer ``zero_grad()``/``step()``, ``p.grad = None``,
+learning-rate scheduler steps, ``.item()`` reads — and anything it cannot replay
+(the autograd engine running, a Program lowered for the first time, an eager op,
+an in-place write, a value read that is not returned, index arrays built in
+Python, ...) marks the run as not replayable. When two consecutive runs with the
+same guard (the arguments' shapes, dtypes and autograd flags, grad mode) log the
+same effects on the same objects, later calls replay those effects directly: no
+op is recorded, no Python of ``fn`` runs.
 
 Guards are rechecked on every replay: a tensor that ``fn`` reads from outside
 (a parameter, a captured batch) must still be the same object with the same
@@ -189,6 +189,9 @@ class Trace:
                 done.append(None)
             elif kind in ("step", "sched"):
                 ev[1].step()
+                done.append(None)
+            elif kind == "set_grad":
+                ev[1]._grad = None
                 done.append(None)
         _lazy._stats["replays"] += 1
         return _rebuild(self.plan, done)

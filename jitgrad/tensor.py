@@ -73,6 +73,14 @@ _materialize = None  # set by jitgrad.lazy: makes a deferred grad_fn (and its in
 _changing = None     # set by jitgrad.lazy: called before a tensor's autograd state changes
 _tls = None  # set by jitgrad.lazy: per thread, the jitgrad.jit capture watching, if any
 
+
+def _user_read():
+    """A value leaves for Python: a jitgrad.jit capture cannot replay what Python does
+    with it (only returned ``.item()`` values replay)."""
+    capture = _tls.capture
+    if capture is not None and not _tls.quiet:
+        capture.fail("a tensor's value was read (only returned .item() values replay)")
+
 _NON_LEAF_GRAD = (
     "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
     "attribute won't be populated during autograd.backward(). If you indeed want the .grad field "
@@ -242,6 +250,12 @@ class Tensor:
                                    f"'{value.dtype}' to a tensor with dtype '{self.dtype}'. "
                                    "Please ensure that the gradient and the tensor have the "
                                    "same dtype")
+        capture = _tls.capture
+        if capture is not None:  # a jitgrad.jit replay clears it too; it cannot assign one
+            if value is None:
+                capture.call("set_grad", self)
+            else:
+                capture.fail("a gradient was assigned")
         self._grad = value
 
     def retain_grad(self):
@@ -393,10 +407,12 @@ class Tensor:
         return self._data.reshape(-1)[0].item()
 
     def tolist(self):
+        _user_read()
         return self._data.tolist()
 
     def numpy(self, force=False):
         """The values as a numpy array sharing this tensor's memory."""
+        _user_read()
         if self._requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
@@ -407,6 +423,7 @@ class Tensor:
         return arr if dtype is None else arr.astype(dtype)
 
     def __bool__(self):
+        _user_read()
         if self._data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._data.reshape(-1)[0])
@@ -427,6 +444,7 @@ class Tensor:
         return int(self.item())
 
     def __repr__(self):
+        _user_read()
         suffixes = []
         if self.grad_fn is not None:
             suffixes.append(f"grad_fn=<{self.grad_fn.name()}>")

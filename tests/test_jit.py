@@ -253,3 +253,51 @@ def test_module_attribute_changes_end_a_replay():
     for _ in range(4):
         step()
     assert jg.jit_stats()["replays"] > replays
+
+
+def test_gradients_cleared_by_assignment_are_cleared_on_replay():
+    """``p.grad = None`` inside the step is replayed: gradients must not pile up."""
+    def make():
+        jg.manual_seed(0)
+        w = jg.randn(6, requires_grad=True)
+        x = jg.randn(6)
+
+        def step():
+            w.grad = None
+            loss = ((x * w).tanh() * 3.0).sum()
+            loss.backward()
+            return loss.item()
+        return w, step
+    (w, plain), (v, jitted) = make(), make()
+    jitted = jg.jit(jitted)
+    replays = jg.jit_stats()["replays"]
+    for _ in range(6):
+        assert jitted() == plain()
+        np.testing.assert_array_equal(v.grad.numpy(), w.grad.numpy())
+    assert jg.jit_stats()["replays"] > replays
+
+
+def test_python_reading_a_value_is_not_replayed():
+    """A step whose Python reads a tensor's values (gradient clipping by hand, printing)
+    keeps running: a replay would skip what Python does with them."""
+    jg.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = jg.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _data(4)
+
+    def step():
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        norm = float(np.sqrt(sum((p.grad.numpy() ** 2).sum() for p in model.parameters())))
+        if norm > 0.5:
+            for p in model.parameters():
+                p.grad.numpy()[...] *= 0.5 / norm
+        opt.step()
+        return loss.item()
+    jitted = jg.jit(step)
+    replays = jg.jit_stats()["replays"]
+    for _ in range(6):
+        jitted()
+    assert jg.jit_stats()["replays"] == replays
+    assert "read" in next(iter(jitted.why_not().values()))
