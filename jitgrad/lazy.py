@@ -36,6 +36,8 @@ from weakref import ref as _weakref
 import numpy as np
 
 from . import _launch
+from .autograd import grad_mode as _grad_mode
+from .autograd.grad_mode import _state as _grad_state
 from .kernels.cpu import elementwise as ew
 from .kernels.cpu import interpreter as I
 from .kernels.cpu import reduce as rd
@@ -92,9 +94,6 @@ def _kernel_dispatchers():
             for v in vars(module).values():
                 if isinstance(v, CPUDispatcher):
                     yield v
-
-
-_segments = []  # weakrefs to segments holding deferred grad_fns (each once)
 
 
 class Segment:
@@ -176,9 +175,11 @@ class _Recording:
     """The segment being recorded: its outputs, the realized tensors it reads (each
     bound once, by first use) and its place in the trie."""
 
-    __slots__ = ("seg", "recs", "ext", "slots", "node")
+    __slots__ = ("seg", "recs", "ext", "slots", "node", "grad", "segments")
 
     def __init__(self):
+        self.grad = _grad_state.enabled  # this thread's grad mode, kept current by _set
+        self.segments = []  # weakrefs to segments holding deferred grad_fns (each once)
         self.reset()
 
     def reset(self):
@@ -266,12 +267,12 @@ def record(op, inputs, attrs, name, akey=None):
                 slot = slots.get(id(t))
                 refs.append(_bind(rec, t) if slot is None else -1 - slot)
         refs = tuple(refs)
-    key = (op, _grad_state.enabled and name is not None, akey, refs)
+    key = (op, rec.grad and name is not None, akey, refs)
     node = rec.node
     try:
         step = node.children.get(key)
     except TypeError:  # unhashable attributes (lists, slices, arrays): a structural key
-        key = (op, _grad_state.enabled and name is not None, _attrs_key(attrs), refs)
+        key = (op, rec.grad and name is not None, _attrs_key(attrs), refs)
         step = node.children.get(key)
     if step is None:
         try:
@@ -305,7 +306,7 @@ def record(op, inputs, attrs, name, akey=None):
             t._requires_grad, t._grad_fn = True, p
             deferred = seg.deferred
             if not deferred:
-                _segments.append(_weakref(seg))
+                rec.segments.append(_weakref(seg))
             deferred.append(_weakref(t))
         else:
             p.grad = None
@@ -428,15 +429,18 @@ def materialize(t):
         if done:
             order.append(u)
             continue
-        if id(u) in seen:
+        fn = u._grad_fn
+        if id(u) in seen or fn.__class__ is not Pending:
             continue
         seen.add(id(u))
         stack.append((u, True))
-        for v in u._grad_fn.inputs:
+        for v in fn.inputs:
             if v._grad_fn is not None and v._grad_fn.__class__ is Pending and id(v) not in seen:
                 stack.append((v, False))
     for u in order:
         p = u._grad_fn
+        if p.__class__ is not Pending:  # made meanwhile (a tensor shared across threads)
+            continue
         node = node_class(p.grad)(p.op, p.attrs, p.inputs, 1)
         for key in p.op.save:
             if key == "out":
@@ -453,8 +457,9 @@ def materialize(t):
 def freeze():
     """Make every deferred grad_fn that a backward pass may still use, before a version
     counter moves or a tensor's grad_fn or autograd flags change."""
-    segments = _segments[:]
-    _segments.clear()
+    own = _tls.rec.segments  # this thread's: other threads' graphs are theirs to freeze
+    segments = own[:]
+    own.clear()
     for r in segments:
         seg = r()
         if seg is not None and seg.deferred:
@@ -558,8 +563,9 @@ def _realize_segment(outputs=(), private_from=None, rec=None):
         global _ROOT
         _ROOT, _trie_size[0] = _Step(), 0
     rec.reset()
-    if len(_segments) > 64:
-        _segments[:] = [r for r in _segments if (s := r()) is not None and s.deferred]
+    segments = rec.segments
+    if len(segments) > 64:
+        segments[:] = [r for r in segments if (s := r()) is not None and s.deferred]
     fdtype = node.fdtype if node.fdtype is not None else np.dtype(np.float32)
     okey = (private_from, tuple(p.pos for p in outputs))
     programs = node.programs
@@ -1270,12 +1276,18 @@ LOWER = {
 from .ops import defop as _defop, fake_array, finish as _finish  # noqa: E402  (ops imports this module last)
 from . import tensor as _tensor  # noqa: E402
 from .autograd.graph import SavedTensor, node_class  # noqa: E402
-from .autograd.grad_mode import _state as _grad_state  # noqa: E402
 
 # Tensor reaches these without an import per access
 _tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
 _tensor._changing = changing
 _tensor._tls = _tls
+
+
+def _grad_mode_set(enabled):
+    _tls.rec.grad = enabled
+
+
+_grad_mode._on_set = _grad_mode_set
 _Tensor = _tensor.Tensor
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,

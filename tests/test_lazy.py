@@ -256,7 +256,7 @@ def test_pending_bookkeeping_stays_bounded(lazy_mode):
         if i == 10:
             nodes = jg.jit_stats()["trie_nodes"]
     assert jg.jit_stats()["trie_nodes"] == nodes  # one path, walked again and again
-    assert len(lazy._segments) <= 65
+    assert len(lazy._tls.rec.segments) <= 65
 
 
 def test_repeated_numbers_share_one_input(lazy_mode):
@@ -493,3 +493,21 @@ def test_threads_record_their_own_segments(lazy_mode):
     worker.start()
     worker.join()
     assert seen == [[4.0, 7.0]]
+
+
+def test_grad_mode_is_per_thread_while_recording(lazy_mode):
+    import threading
+    x = jg.ones(2, requires_grad=True)
+    seen = []
+
+    def worker():
+        with jg.no_grad():
+            seen.append((x * 3).requires_grad)
+        seen.append((x * 3).requires_grad)
+    with jg.no_grad():
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+        assert not (x * 2).requires_grad
+    assert seen == [False, True]
+    assert (x * 2).requires_grad

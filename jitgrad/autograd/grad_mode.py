@@ -14,8 +14,13 @@ def is_grad_enabled():
     return _state.enabled
 
 
+_on_set = None  # set by jitgrad.lazy: told the thread's new mode (its recorder keeps a copy)
+
+
 def _set(enabled):
-    _state.enabled = bool(enabled)
+    _state.enabled = enabled = bool(enabled)
+    if _on_set is not None:
+        _on_set(enabled)
 
 
 class _Mode:
