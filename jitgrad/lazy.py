@@ -1275,7 +1275,7 @@ LOWER = {
 
 from .ops import defop as _defop, fake_array, finish as _finish  # noqa: E402  (ops imports this module last)
 from . import tensor as _tensor  # noqa: E402
-from .autograd.graph import SavedTensor, node_class  # noqa: E402
+from .autograd.graph import node_class  # noqa: E402
 
 # Tensor reaches these without an import per access
 _tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
