@@ -107,14 +107,12 @@ class Segment:
     ``materialized``: some of its grad_fns were made (hooks may sit on them).
     """
 
-    __slots__ = ("program", "arena", "released", "materialized", "deferred", "owner",
-                 "__weakref__")
+    __slots__ = ("program", "arena", "released", "materialized", "owner", "__weakref__")
 
     def __init__(self, owner):
         self.owner = owner  # the _Recording that records into it
         self.program = self.arena = None
         self.released = self.materialized = False
-        self.deferred = []  # weakrefs to its outputs whose grad_fn is not made yet
 
 
 class Pending:
@@ -123,16 +121,17 @@ class Pending:
     ``pos`` numbers the outputs of its segment in recording order. ``view`` is,
     for view ops, ``(layout, shares)``: an array over no memory with the strides
     the realized view will have, and whether it aliases its input. ``grad`` is,
-    while this op's grad_fn is not made yet, the node's class name.
+    for an op whose grad_fn is deferred, the node's class name; ``node`` the node
+    once made; ``vc`` the output's version counter (for a saved output).
     """
 
     __slots__ = ("op", "inputs", "attrs", "index", "shape", "dtype", "seg", "pos", "view",
-                 "grad", "_v")
+                 "grad", "_v", "node", "vc", "__weakref__")
 
     def __init__(self, op, inputs, attrs, index, shape, dtype, seg, pos):
         self.op, self.inputs, self.attrs, self.index = op, inputs, attrs, index
         self.shape, self.dtype, self.seg, self.pos = shape, dtype, seg, pos
-        self.view = self.grad = self._v = None
+        self.view = self.grad = self._v = self.node = self.vc = None
 
     @property
     def layout(self):
@@ -158,10 +157,11 @@ class _Step:
     follows a given prefix with a given key (its outputs, its autograd treatment) and,
     for the sequence ending here, its Programs and cached training steps."""
 
-    __slots__ = ("children", "metas", "mode", "fdtype", "programs", "train")
+    __slots__ = ("children", "metas", "mode", "fdtype", "programs", "train", "deferred")
 
-    def __init__(self, fdtype=None):
+    def __init__(self, fdtype=None, deferred=False):
         self.children = {}
+        self.deferred = deferred  # some op on the path to here defers its grad_fn
         self.metas = None    # [(shape, dtype, view)] per output
         self.mode = 0        # 0: outputs finished by ops.finish (views, several outputs,
         #                      grad_fn made at once); 1: no grad; 2: grad_fn deferred;
@@ -175,11 +175,11 @@ class _Recording:
     """The segment being recorded: its outputs, the realized tensors it reads (each
     bound once, by first use) and its place in the trie."""
 
-    __slots__ = ("seg", "recs", "ext", "slots", "node", "grad", "segments")
+    __slots__ = ("seg", "recs", "ext", "slots", "node", "grad", "live")
 
     def __init__(self):
         self.grad = _grad_state.enabled  # this thread's grad mode, kept current by _set
-        self.segments = []  # weakrefs to segments holding deferred grad_fns (each once)
+        self.live = []  # weakrefs: (segment, its deferred outputs) realized, nodes not made
         self.reset()
 
     def reset(self):
@@ -301,15 +301,12 @@ def record(op, inputs, attrs, name, akey=None):
         recs.append(p)
         t = _new_object(_Tensor)
         t._value, t._lazy, t._vc = None, p, [0]
+        p.node = None
         if mode == 2:
-            p.grad = name
+            p.grad, p.vc = name, t._vc
             t._requires_grad, t._grad_fn = True, p
-            deferred = seg.deferred
-            if not deferred:
-                rec.segments.append(_weakref(seg))
-            deferred.append(_weakref(t))
         else:
-            p.grad = None
+            p.grad = p.vc = None
             t._requires_grad, t._grad_fn = False, None
         out = t
     else:
@@ -347,7 +344,7 @@ def _unbind(rec, n_ext):
 def _new_step(op, inputs, operands, attrs, name, parent):
     """Check ``op`` on its inputs' metadata (errors raise here, at the call site) and
     decide how it is recorded; None when its float dtype differs from the segment's."""
-    step = _Step(parent.fdtype)
+    step = _Step(parent.fdtype, parent.deferred)
     if op.name not in LOWER:
         step.mode = -1
         return step
@@ -396,6 +393,7 @@ def _new_step(op, inputs, operands, attrs, name, parent):
         step.mode = 1 if simple else 0
     elif simple and all(k == "out" or isinstance(k, int) for k in op.save):
         step.mode = 2
+        step.deferred = True
     return step
 
 
@@ -414,8 +412,16 @@ def _new_pending():
 
 
 def materialize(t):
-    """Make ``t``'s deferred grad_fn, and first those of the inputs it reaches (in
-    recording order, so each node finds its inputs' nodes).
+    """Make ``t``'s deferred grad_fn (see ``_make_nodes``) and keep it on ``t``."""
+    p = t._grad_fn
+    node = p.node if p.node is not None else _make_nodes(p)
+    t._grad_fn = node
+    return node
+
+
+def _make_nodes(p0):
+    """Make the grad_fn of deferred op ``p0`` and first those of the deferred ops it reads
+    (so each node finds its inputs' nodes); returns ``p0``'s node.
 
     A node made now is the node the op would have made when it ran: nothing that
     shapes a node (an input's version or grad_fn) changed since, because every
@@ -423,52 +429,66 @@ def materialize(t):
     """
     if _tls.capture is not None:
         _tls.capture.fail("a grad_fn was made (the graph was inspected or changed)")
-    order, stack, seen = [], [(t, False)], set()
+    order, stack, seen = [], [(p0, False)], set()
     while stack:
-        u, done = stack.pop()
+        p, done = stack.pop()
         if done:
-            order.append(u)
+            order.append(p)
             continue
-        fn = u._grad_fn
-        if id(u) in seen or fn.__class__ is not Pending:
+        if id(p) in seen or p.node is not None:
             continue
-        seen.add(id(u))
-        stack.append((u, True))
-        for v in fn.inputs:
-            if v._grad_fn is not None and v._grad_fn.__class__ is Pending and id(v) not in seen:
-                stack.append((v, False))
-    for u in order:
-        p = u._grad_fn
-        if p.__class__ is not Pending:  # made meanwhile (a tensor shared across threads)
+        seen.add(id(p))
+        stack.append((p, True))
+        for v in p.inputs:
+            q = v._grad_fn
+            if q is not None and q.__class__ is Pending and q.node is None and id(q) not in seen:
+                stack.append((q, False))
+    for p in order:
+        if p.node is not None:  # made meanwhile (a tensor shared across threads)
             continue
         node = node_class(p.grad)(p.op, p.attrs, p.inputs, 1)
+        saved = node._saved
         for key in p.op.save:
             if key == "out":
-                node.save(key, u, 0)
+                saved[key] = SavedTensor.output(p.vc, p._v if p._v is not None else p, node)
             else:
                 node.save(key, p.inputs[key])
         if p.seg.released:
             node._saved = None
         p.seg.materialized = True
-        u._grad_fn = node
-    return t._grad_fn
+        p.node = node
+    return p0.node
 
 
 def freeze():
-    """Make every deferred grad_fn that a backward pass may still use, before a version
-    counter moves or a tensor's grad_fn or autograd flags change."""
-    own = _tls.rec.segments  # this thread's: other threads' graphs are theirs to freeze
-    segments = own[:]
-    own.clear()
-    for r in segments:
-        seg = r()
-        if seg is not None and seg.deferred:
-            refs, seg.deferred = seg.deferred, []
-            if not seg.released:
-                for r in refs:
-                    t = r()
-                    if t is not None and t._grad_fn.__class__ is Pending:
-                        materialize(t)
+    """Make every deferred grad_fn of this thread that a backward pass may still use,
+    before a version counter moves or a tensor's grad_fn or autograd flags change (other
+    threads' graphs are theirs to freeze)."""
+    rec = _tls.rec
+    live, rec.live = rec.live, []
+    if rec.node.deferred:  # the segment being recorded
+        for p in rec.recs:
+            if p.grad is not None and p.node is None:
+                _make_nodes(p)
+    for seg_ref, refs in live:
+        seg = seg_ref()
+        if seg is not None and not seg.released:
+            for r in refs:
+                p = r()
+                if p is not None and p.node is None:
+                    _make_nodes(p)
+
+
+def _keep_live(rec, seg, recs):
+    """Remember, by weak references, a realized segment whose grad_fns are deferred (a
+    cached training step frees its graph instead, so it never comes here); forget the
+    segments that died, were freed or had their grad_fns made."""
+    live = rec.live
+    if len(live) > 8:
+        live[:] = [(s, refs) for s, refs in live
+                   if (seg_ := s()) is not None and not seg_.released
+                   and any((p := r()) is not None and p.node is None for r in refs)]
+    live.append((_weakref(seg), [_weakref(p) for p in recs if p.grad is not None]))
 
 
 def changing(t):
@@ -563,9 +583,8 @@ def _realize_segment(outputs=(), private_from=None, rec=None):
         global _ROOT
         _ROOT, _trie_size[0] = _Step(), 0
     rec.reset()
-    segments = rec.segments
-    if len(segments) > 64:
-        segments[:] = [r for r in segments if (s := r()) is not None and s.deferred]
+    if node.deferred:
+        _keep_live(rec, seg, recs)
     fdtype = node.fdtype if node.fdtype is not None else np.dtype(np.float32)
     okey = (private_from, tuple(p.pos for p in outputs))
     programs = node.programs
@@ -1275,7 +1294,7 @@ LOWER = {
 
 from .ops import defop as _defop, fake_array, finish as _finish  # noqa: E402  (ops imports this module last)
 from . import tensor as _tensor  # noqa: E402
-from .autograd.graph import node_class  # noqa: E402
+from .autograd.graph import SavedTensor, node_class  # noqa: E402
 
 # Tensor reaches these without an import per access
 _tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
@@ -1428,11 +1447,13 @@ class _TrainEntry:
 
     def run(self, seed, retain_graph):
         rec = _tls.rec
-        recs, ext, seg = rec.recs, rec.ext, rec.seg
+        recs, ext, seg, node_deferred = rec.recs, rec.ext, rec.seg, rec.node.deferred
         rec.reset()
         seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph)
         if not retain_graph:
-            seg.released, seg.deferred = True, []
+            seg.released = True
+        elif node_deferred:
+            _keep_live(rec, seg, recs)
 
     def run_bound(self, ext, recs, seed, retain_graph, indices=None):
         """Run on the forward's inputs ``ext`` and index arrays (``indices``, or made from

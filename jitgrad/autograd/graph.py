@@ -49,6 +49,14 @@ class SavedTensor:
             self.tensor, self.node = None, weakref.ref(node)
             self.data = tensor._value if tensor._value is not None else tensor._lazy
 
+    @classmethod
+    def output(cls, counter, data, node):
+        """A saved output known by its version counter and data (or pending computation)."""
+        saved = object.__new__(cls)
+        saved.counter, saved.version, saved.output_nr = counter, counter[0], 0
+        saved.tensor, saved.node, saved.data = None, weakref.ref(node), data
+        return saved
+
     def unpack(self, owner):
         if self.counter[0] != self.version:
             t = self.tensor
