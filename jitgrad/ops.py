@@ -829,9 +829,15 @@ def _reduce_all(op, input, name):
     if _lazy._STATE["lazy"] and isinstance(input, Tensor):
         d = input._npdtype
         if d is _F32 or d is _F64:
-            return _lazy.record(op, [input], {"dims": _ALL_DIMS[len(input._shape)],
-                                              "keepdim": False, "dtype": d}, name)
+            lane = _REDUCE_ALL.get((len(input._shape), d))
+            if lane is None:  # the attributes and their key, made once (nothing writes them)
+                attrs = {"dims": _ALL_DIMS[len(input._shape)], "keepdim": False, "dtype": d}
+                lane = _REDUCE_ALL[(len(input._shape), d)] = (attrs, tuple(attrs.items()))
+            return _lazy.record(op, [input], lane[0], name, lane[1])
     return None
+
+
+_REDUCE_ALL = {}
 
 
 def sum(input, dim=None, keepdim=False, dtype=None):
