@@ -73,7 +73,8 @@ def jit_stats():
     instructions; ``lowerings``: graphs lowered to new Programs; ``cache_hits``:
     realizations that reused one; ``eager_fallbacks``: ops lazy mode ran
     eagerly (integer results, mixed float dtypes); ``trie_nodes``: op-sequence
-    prefixes remembered (at most ``MAX_TRIE``); ``tier``: what runs ops now;
+    prefixes remembered (at most ``MAX_TRIE``); ``replays``: calls of ``jitgrad.jit``
+    functions replayed without running their Python; ``tier``: what runs ops now;
     ``compiles``/``disk_cache_loads``: Numba kernels compiled in this process
     versus loaded from the disk cache.
     """

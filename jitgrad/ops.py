@@ -405,40 +405,34 @@ _FMOD = defop("fmod", _binary_forward(ew.FMOD),
               meta=_broadcast_meta)
 
 
-_THRESHOLD_BACKWARD = defop(
-    "threshold_backward", _binary_forward(ew.THRESHOLD_BACKWARD),
-    lambda c, g: (threshold_backward(g, c.saved(1)), None), (1,), meta=_broadcast_meta)
+def _fused_backward(name, code, node_name, vjp, save, doc):
+    """A one-pass activation backward ``name(grad, out)`` from the activation's output (as
+    PyTorch's ``threshold_backward``, ``tanh_backward``, ``sigmoid_backward``)."""
+    op = defop(name, _binary_forward(code), vjp, save, meta=_broadcast_meta)
+
+    def fn(grad, out):
+        a, b, d = _promote(grad, out, name)
+        return apply(op, [a, b], node_name, dtype=d.np)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
 
 
-_TANH_BACKWARD = defop(
-    "tanh_backward", _binary_forward(ew.TANH_BACKWARD),
+threshold_backward = _fused_backward(
+    "threshold_backward", ew.THRESHOLD_BACKWARD, "ThresholdBackwardBackward0",
+    lambda c, g: (threshold_backward(g, c.saved(1)), None), (1,),
+    "``grad`` where ``out > 0`` else 0: ReLU's backward (threshold 0; a NaN ``out`` passes "
+    "``grad``).")
+tanh_backward = _fused_backward(
+    "tanh_backward", ew.TANH_BACKWARD, "TanhBackwardBackward0",
     lambda c, g: (tanh_backward(g, c.saved(1)),
-                  g * c.saved(0) * c.saved(1) * -2 if c.needs_input_grad[1] else None),
-    (0, 1), meta=_broadcast_meta)
-_SIGMOID_BACKWARD = defop(
-    "sigmoid_backward", _binary_forward(ew.SIGMOID_BACKWARD),
+                  g * c.saved(0) * c.saved(1) * -2 if c.needs_input_grad[1] else None), (0, 1),
+    "``grad * (1 - out**2)``: tanh's backward from its output ``out``.")
+sigmoid_backward = _fused_backward(
+    "sigmoid_backward", ew.SIGMOID_BACKWARD, "SigmoidBackwardBackward0",
     lambda c, g: (sigmoid_backward(g, c.saved(1)),
                   g * c.saved(0) * (1 - 2 * c.saved(1)) if c.needs_input_grad[1] else None),
-    (0, 1), meta=_broadcast_meta)
-
-
-def tanh_backward(grad, out):
-    """``grad * (1 - out**2)`` in one pass: tanh's backward from its output ``out``."""
-    a, b, d = _promote(grad, out, "tanh_backward")
-    return apply(_TANH_BACKWARD, [a, b], "TanhBackwardBackward0", dtype=d.np)
-
-
-def sigmoid_backward(grad, out):
-    """``grad * out * (1 - out)`` in one pass: sigmoid's backward from its output ``out``."""
-    a, b, d = _promote(grad, out, "sigmoid_backward")
-    return apply(_SIGMOID_BACKWARD, [a, b], "SigmoidBackwardBackward0", dtype=d.np)
-
-
-def threshold_backward(grad, out):
-    """``grad`` where ``out > 0`` else 0: ReLU's backward as one elementwise pass (as
-    PyTorch's ``threshold_backward`` with threshold 0; a NaN ``out`` passes ``grad``)."""
-    a, b, d = _promote(grad, out, "threshold_backward")
-    return apply(_THRESHOLD_BACKWARD, [a, b], "ThresholdBackwardBackward0", dtype=d.np)
+    (0, 1), "``grad * out * (1 - out)``: sigmoid's backward from its output ``out``.")
 
 
 def add(input, other, alpha=1):

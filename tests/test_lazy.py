@@ -12,12 +12,14 @@ import jitgrad as jg
 from jitgrad import lazy
 
 
-@pytest.fixture
-def lazy_mode():
-    previous = jg.get_mode()
-    jg.set_mode("lazy")
-    yield
-    jg.set_mode(previous)
+def _train_entries():
+    """Every cached training step the trie holds now."""
+    entries, stack = [], [lazy._ROOT]
+    while stack:
+        node = stack.pop()
+        entries += list((node.train or {}).values())
+        stack += list(node.children.values())
+    return entries
 
 
 def _mlp_step(params, x, y, activation="tanh"):
@@ -398,15 +400,10 @@ def test_replayed_step_reuses_dead_backward_buffers(lazy_mode):
         loss.backward()
         return loss
 
+    before = set(map(id, _train_entries()))
     for _ in range(3):
         step()
-    entries = []
-    stack = [lazy._ROOT]
-    while stack:
-        node = stack.pop()
-        entries += list((node.train or {}).values())
-        stack += list(node.children.values())
-    (entry,) = entries
+    (entry,) = [e for e in _train_entries() if id(e) not in before]
     assert entry.program.arena_size < 1300  # forward values alone take 8 * 101 + inputs
     # and the gradient is still eager mode's
     grad = x.grad.numpy().copy()
@@ -434,12 +431,7 @@ def test_a_training_step_reuses_its_arena(lazy_mode):
     for run in (step, jg.jit(step)):
         for _ in range(4):
             run()
-        entries = []
-        stack = [lazy._ROOT]
-        while stack:
-            node = stack.pop()
-            entries += list((node.train or {}).values())
-            stack += list(node.children.values())
+        entries = _train_entries()
         arenas = {id(e.program): weakref.ref(e.program._last) for e in entries}  # not held
         for _ in range(3):
             run()

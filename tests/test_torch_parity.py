@@ -529,14 +529,6 @@ def test_random_program(seed):
 LAZY_PROGRAM_XFAIL = PROGRAM_XFAIL
 
 
-@pytest.fixture
-def lazy_mode():
-    prev = jg.get_mode()
-    jg.set_mode("lazy")
-    yield
-    jg.set_mode(prev)
-
-
 @pytest.mark.parametrize("seed", _seeds(LAZY_PROGRAM_XFAIL))
 def test_random_program_lazy(seed, lazy_mode):
     _check_program(seed)

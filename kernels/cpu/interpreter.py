@@ -104,13 +104,10 @@ def interpret(code, scalars, indices, arena):
                 b = _flat(arena, row[B], n, row[FLAT] & 4)
                 if op == BINARY:
                     ew.binary(row[SUB], a, b, out)
-                elif op == COMPARE:
-                    for i in range(n):
-                        out[i] = one if ew_compare1(row[SUB], a[i], b[i]) else zero
+                elif op == COMPARE:  # the bool kernels store 1 and 0 into the float arena
+                    ew.compare(row[SUB], a, b, out)
                 else:
-                    c = _flat(arena, row[C], n, row[FLAT] & 8)
-                    for i in range(n):
-                        out[i] = b[i] if a[i] != zero else c[i]
+                    ew.where(a, b, _flat(arena, row[C], n, row[FLAT] & 8), out)
             else:
                 out4 = _out4(arena, row)
                 a4 = _view(arena, row[A], row, SA)
