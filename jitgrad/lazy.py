@@ -634,19 +634,29 @@ class Program:
     ``index_specs`` say how to fill the index arena per run: ``(place, kind,
     shape)`` reads attribute ``key`` (flat positions of that index over
     ``shape``) or ``idx`` of the node at ``place`` in the realized order.
+
+    Inputs (and a training step's gradients, ``out_bufs``: position -> buffer) are
+    external buffers, numbered from 1: ``table`` (one row per buffer: where, offset)
+    places each in the arena by default. A run reads the inputs that sit in one
+    writable array (an optimizer's parameter arena) where they are, and copies the
+    rest in, but for the ``must_copy`` ones (a node's value is read from the copy); a
+    training step may have its gradients written straight into the optimizer's
+    gradient arena (``homes``). ``node_slots`` are arena offsets.
     """
 
     def __init__(self, code, scalars, index_specs, arena_size, input_slots, node_slots,
-                 fdtype):
+                 fdtype, table, must_copy, out_bufs):
         self.code, self.scalars = code, scalars
         self.index_specs = index_specs
         self.arena_size, self.input_slots, self.node_slots = arena_size, input_slots, node_slots
         self.fdtype = fdtype
+        self.table, self.must_copy, self.out_bufs = table, must_copy, out_bufs
         self._last = None
         self._plan = None
 
-    def execute(self, values, indices):
-        """Run on input arrays ``values`` and index arrays; returns the arena.
+    def execute(self, values, indices, homes=None):
+        """Run on input arrays ``values`` and index arrays; returns the arena. ``homes``:
+        ``(array, [(buffer, offset)])`` places the gradient buffers in ``array``.
 
         The last run's arena is reused when nothing references it any more (its
         values were views, now dropped): a fresh large allocation each step would
@@ -657,51 +667,28 @@ class Program:
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
         plan = self._plan
-        if plan is None or len(plan[0]) != len(values) or not all(
-                map(operator.is_, plan[0], values)):
-            plan = self._plan = (list(values), *self._copy_plan(values))
-        scalars = plan[3]  # read-only 0-d inputs (shared constants) are in it already
-        if plan[2]:  # other 0-d inputs: their values go through the scalar table
+        if plan is None or len(plan.values) != len(values) or not all(
+                map(operator.is_, plan.values, values)):
+            plan = self._plan = _Plan(self, values)
+        scalars = plan.table  # read-only 0-d inputs (shared constants) are in it already
+        if plan.scalar_inputs:  # other 0-d inputs: their values go through the scalar table
             scalars = scalars.copy()
-            for k, v in plan[2]:
+            for k, v in plan.scalar_inputs:
                 scalars[k] = v.item()
-        for dst, n, src in plan[1]:
+        for dst, n, src in plan.copies:
             arena[dst:dst + n] = src
-        I.interpret(self.code, scalars,
-                    np.concatenate(indices) if indices else _NO_INDICES, arena)
+        table, xb = plan.where, arena
+        if homes is not None:
+            if plan.homes is not homes:
+                plan.homes, plan.homed = homes, plan.where.copy()
+                for buf, start in homes[1]:
+                    plan.homed[buf] = (2, start)
+            table, xb = plan.homed, homes[0]
+        I.interpret(self.code, scalars, np.concatenate(indices) if indices else _NO_INDICES,
+                    arena, arena if plan.xa is None else plan.xa, xb, table)
         _stats["programs"] += 1
         _stats["instructions"] += len(self.code)
         return arena
-
-    def _copy_plan(self, values):
-        """How to bring ``values`` into the arena: ``(arena offset, n, source)`` copies, with
-        inputs that sit side by side in one array (an optimizer's parameters, in order)
-        merged into one copy; the writable 0-d inputs ``(scalar slot, array)``; and the
-        scalar table with the read-only 0-d inputs (shared constants) filled in.
-
-        Kept while the same array objects come back (parameters, a fixed batch): their
-        memory is the same, so the merged sources still read their current values."""
-        copies, scalars, table = [], [], self.scalars.copy()
-        last = None  # (root array, element offset just past the previous copy's source)
-        for (kind, off, n), v in zip(self.input_slots, values):
-            if kind == 1:
-                if v.flags.writeable or v.base is not None:
-                    scalars.append((off, v))
-                else:  # owns read-only memory (a wrapped Python number): never changes
-                    table[off] = v.item()
-                last = None
-                continue
-            root, start = _root_offset(v, self.fdtype)
-            if (last is not None and root is last[0] and start == last[1]
-                    and copies[-1][0] + copies[-1][1] == off):
-                dst, m, _ = copies[-1]
-                copies[-1] = (dst, m + n, root.reshape(-1)[start - m:start + n])
-            elif root is not None:
-                copies.append((off, n, root.reshape(-1)[start:start + n]))
-            else:
-                copies.append((off, n, v.reshape(-1)))
-            last = (root, start + n) if root is not None else None
-        return copies, scalars, table
 
     def value(self, arena, k, p):
         """Node ``k``'s value: an arena view (or, for view ops, a view of its input)."""
@@ -711,6 +698,63 @@ class Program:
         off, n = self.node_slots[k]
         value = arena[off:off + n].reshape(p.shape)
         return value if p.dtype == self.fdtype else value.astype(p.dtype)
+
+
+class _Plan:
+    """How a Program takes in one list of input arrays: kept while the same array
+    objects come back (parameters, a fixed batch), whose memory stays where it is.
+
+    ``xa``: the writable array holding the most input elements (an optimizer's
+    parameter arena), whose inputs are read in place; ``where``: the buffer table
+    placing them there; ``copies``: ``(arena offset, n, source)`` for the others, with
+    inputs side by side in one array merged into one copy; ``scalar_inputs``: the
+    writable 0-d inputs ``(scalar slot, array)``; ``table``: the scalar table with the
+    read-only 0-d inputs (shared constants) filled in."""
+
+    def __init__(self, program, values):
+        self.values = list(values)
+        self.homes = self.homed = None
+        fdtype = program.fdtype
+        self.copies, self.scalar_inputs = [], []
+        self.table = program.scalars.copy()
+        self.where = where = program.table.copy()
+        roots, counts = {}, {}
+        for (kind, buf, n), v in zip(program.input_slots, values):
+            if kind == 0 and buf not in program.must_copy:
+                root, start = _root_offset(v, fdtype)
+                if root is not None and root.flags.writeable:
+                    roots[buf] = (root, start)
+                    counts[id(root)] = counts.get(id(root), 0) + n
+        xa = max(counts, key=counts.get) if counts else None
+        self.xa = None
+        last = None  # (root array, element offset just past the previous copy's source)
+        copies = self.copies
+        for (kind, buf, n), v in zip(program.input_slots, values):
+            if kind == 1:
+                if v.flags.writeable or v.base is not None:
+                    self.scalar_inputs.append((buf, v))
+                else:  # owns read-only memory (a wrapped Python number): never changes
+                    self.table[buf] = v.item()
+                last = None
+                continue
+            root, start = roots.get(buf, (None, 0))
+            if root is not None and id(root) == xa:
+                where[buf] = (1, start)
+                self.xa = root.reshape(-1)
+                last = None
+                continue
+            if root is None:
+                root, start = _root_offset(v, fdtype)
+            off = where[buf, 1]
+            if (last is not None and root is last[0] and start == last[1]
+                    and copies[-1][0] + copies[-1][1] == off):
+                dst, m, _ = copies[-1]
+                copies[-1] = (dst, m + n, root.reshape(-1)[start - m:start + n])
+            elif root is not None:
+                copies.append((off, n, root.reshape(-1)[start:start + n]))
+            else:
+                copies.append((off, n, v.reshape(-1)))
+            last = (root, start + n) if root is not None else None
 
 
 def _root_offset(v, dtype):
@@ -764,7 +808,8 @@ class Lowering:
         ``outputs``: outputs read straight from the arena afterwards: they must be laid out
         contiguously there (not left as a transpose flag). ``private_from``: outputs from
         this position on (but for ``outputs``) are never read after the run (a cached
-        training step's backward), so their buffers are reused once dead."""
+        training step's backward), so their buffers are reused once dead; its
+        ``outputs`` are the leaves' gradients, made external buffers (see ``Program``)."""
         self.recs, self.ext, self.seg, self.fdtype = recs, ext, seg, fdtype
         self.slots = {id(t): k for k, t in enumerate(ext)}
         self.outputs = outputs
@@ -777,6 +822,19 @@ class Lowering:
         self.input_slots, self.node_slots = [], []
         self.buf = {}   # ("n", pos) or ("i", slot) -> (offset, shape)
         self.transposed = {}  # node key -> (offset, shape) of a 2-D matrix it transposes
+        self.homes = []  # per external buffer: its arena offset (where it goes when copied)
+        self.external = {p.pos for p in outputs} if private_from is not None else set()
+        self.out_bufs = {}  # position of an external output -> its buffer number
+        self.must_copy = set()  # input buffers some non-view node's value is read from
+
+    def extern(self, n):
+        """A new external buffer of ``n`` elements (its arena home reserved): its reference."""
+        self.homes.append(self.alloc(n))
+        return len(self.homes) << I.EXT
+
+    def arena_offset(self, ref):
+        """Where reference ``ref`` points when every external buffer sits in the arena."""
+        return ref if ref < I.EXT_ONE else self.homes[(ref >> I.EXT) - 1] + (ref & I.EXT_MASK)
 
     def key(self, u):
         p = u._lazy
@@ -803,15 +861,19 @@ class Lowering:
                 self.input_slots.append((1, j, 1))
             else:
                 n = int(np.prod(shape, dtype=np.int64))
-                off = self.alloc(n)
-                self.input_slots.append((0, off, n))
+                off = self.extern(n)
+                self.input_slots.append((0, off >> I.EXT, n))
             self.buf[("i", k)] = (off, shape)
+        n_inputs = len(self.homes)
         last = self._last_uses() if self.private_from is not None else {}
         dying = {}
         for k, p in enumerate(self.recs):
             off = LOWER[p.op.name](self, p)
             self.buf[("n", p.pos)] = (off, p.shape)
-            self.node_slots.append((off, int(np.prod(p.shape, dtype=np.int64))))
+            if off >= I.EXT_ONE and (off >> I.EXT) <= n_inputs and not p.op.view:
+                self.must_copy.add(off >> I.EXT)  # its value is read from the arena copy
+            self.node_slots.append((self.arena_offset(off),
+                                    int(np.prod(p.shape, dtype=np.int64))))
             if p.pos in last:
                 own = self.owned.get(p.pos)
                 if own is None or own[0] != off:
@@ -824,8 +886,11 @@ class Lowering:
         for p in self.outputs:
             self.operand_key(("n", p.pos))
         code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
+        table = np.zeros((len(self.homes) + 1, 2), np.int64)
+        table[1:, 1] = self.homes
         return Program(code, np.array(self.scalars or [0.0]), self.index_specs,
-                       max(self.size, 1), self.input_slots, self.node_slots, self.fdtype)
+                       max(self.size, 1), self.input_slots, self.node_slots, self.fdtype,
+                       table, self.must_copy, self.out_bufs)
 
     # emitters -------------------------------------------------------------------
     def row(self, op, sub, out, a=0, b=0, c=0, dims=(1, 1, 1, 1), sa=(0,) * 4, sb=(0,) * 4,
@@ -857,6 +922,10 @@ class Lowering:
 
     def new_out(self, p):
         n = max(int(np.prod(p.shape, dtype=np.int64)), 1)
+        if p.pos in self.external:
+            ref = self.extern(n)
+            self.out_bufs[p.pos] = ref >> I.EXT
+            return ref
         if self.private_from is None or p.pos < self.private_from:
             return self.alloc(n)
         best = None
@@ -934,13 +1003,15 @@ class Lowering:
     def copy_view(self, out, out_shape, src_off, view_offset, view_strides):
         self.elementwise(I.COPY, 0, out, out_shape, [(src_off + view_offset, None, view_strides)])
 
-    def reduce(self, code, x_off, shape, dims):
-        """Reduce a contiguous buffer over sorted ``dims``; returns the result's offset."""
-        for start, stop in _launch._runs(dims):
+    def reduce(self, code, x_off, shape, dims, p=None):
+        """Reduce a contiguous buffer over sorted ``dims``; returns the result's offset (the
+        output buffer of node ``p``, if given)."""
+        runs = _launch._runs(dims)
+        for i, (start, stop) in enumerate(runs):
             a = int(np.prod(shape[:start], dtype=np.int64))
             r = int(np.prod(shape[start:stop], dtype=np.int64))
             b = int(np.prod(shape[stop:], dtype=np.int64))
-            out = self.alloc(a * b)
+            out = self.new_out(p) if p is not None and i == len(runs) - 1 else self.alloc(a * b)
             self.row(I.REDUCE, code, out, x_off, dims=(a, r, b, 1))
             x_off, shape = out, shape[:start] + shape[stop:]
         return x_off
@@ -1070,7 +1141,7 @@ def _lower_reduce(code, scale=None):
             out = lw.new_out(p)
             lw.elementwise(I.COPY, 0, out, p.shape, [(off, shape, None)])
             return out
-        res = lw.reduce(code, off, shape, dims)
+        res = lw.reduce(code, off, shape, dims, p if scale is None else None)
         if scale is not None:
             n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
             out = lw.new_out(p)
@@ -1444,7 +1515,7 @@ class _TrainEntry:
     def __init__(self, program, extra, index_specs, grads):
         self.program, self.extra, self.index_specs, self.grads = program, extra, index_specs, grads
         self.other_grads = [(k, kind, src) for k, _, (kind, src) in grads if kind != "n"]
-        self._hand = None  # (inputs, how their gradients are handed out) of the last run
+        self._hand = None  # how the gradients of the last run's inputs are handed out
 
     def run(self, seed, retain_graph):
         rec = _tls.rec
@@ -1458,7 +1529,11 @@ class _TrainEntry:
 
     def run_bound(self, ext, recs, seed, retain_graph, indices=None):
         """Run on the forward's inputs ``ext`` and index arrays (``indices``, or made from
-        the ops ``recs``), hand the gradients to the leaves; returns ``(program, arena)``."""
+        the ops ``recs``), hand the gradients to the leaves; returns ``(program, arena)``.
+
+        When every computed gradient's leaf has an optimizer home in one gradient arena
+        and no gradient yet (after ``zero_grad()``) nor hooks, the Program writes the
+        gradients there itself; otherwise they are handed out from its arena."""
         seed_value = seed._value
         _tls.quiet += 1
         try:
@@ -1470,34 +1545,62 @@ class _TrainEntry:
         if indices is None:
             indices = [_index_array(recs[place].attrs, kind, shape) if const is None else const
                        for place, kind, shape, const in self.index_specs]
-        program = self.program
-        arena = program.execute(values, indices)
-        make = _Tensor._make
         hand = self._hand  # (no arena views kept: the arena is reused only when unreferenced)
-        if hand is None or not all(map(operator.is_, hand[0], ext)):
-            hand = self._hand = (list(ext), self._hand_out(ext))
-        for leaf, home, home_flat, off, n in hand[1]:
-            g = arena[off:off + n]
-            if (home is not None and leaf._grad is None and leaf._hooks is None
-                    and leaf.__dict__.get("_grad_home") is home):
-                home_flat[:] = g  # the optimizer keeps this gradient in its arena
+        if hand is None or not all(map(operator.is_, hand.ext, ext)):
+            hand = self._hand = _HandOut(self, ext)
+        homes = hand.homes
+        if homes is not None:
+            for leaf, home in hand.homed:
+                if (leaf._grad is not None or leaf._hooks is not None
+                        or leaf.__dict__.get("_grad_home") is not home):
+                    homes = None
+                    break
+        program = self.program
+        arena = program.execute(values, indices, homes)
+        make = _Tensor._make
+        if homes is not None:
+            for leaf, home in hand.homed:
                 leaf._grad = make(home)
-            else:
-                _accumulate_leaf(leaf, make(g.reshape(leaf._shape)), False, owned=True)
+        else:
+            for leaf, home, off, n in hand.computed:
+                g = arena[off:off + n]
+                if (home is not None and leaf._grad is None and leaf._hooks is None
+                        and leaf.__dict__.get("_grad_home") is home):
+                    home.reshape(-1)[:] = g  # the optimizer keeps this gradient in its arena
+                    leaf._grad = make(home)
+                else:
+                    _accumulate_leaf(leaf, make(g.reshape(leaf._shape)), False, owned=True)
         for k, kind, src in self.other_grads:
             g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
             _accumulate_leaf(ext[k], make(g), False)  # copied: the array is not ours
         return program, arena
 
-    def _hand_out(self, ext):
-        """Per gradient computed by the Program: (leaf, its optimizer home or None, that
-        home flattened, the gradient's arena offset and size)."""
-        out = []
-        slots = self.program.node_slots
-        for k, n, (kind, src) in self.grads:
-            if kind == "n":
-                leaf = ext[k]
-                home = leaf.__dict__.get("_grad_home")
-                out.append((leaf, home, None if home is None else home.reshape(-1),
-                            slots[src][0], n))
-        return out
+
+class _HandOut:
+    """Where a training step's gradients go for one list of inputs ``ext``: ``computed``,
+    per gradient the Program computes, (leaf, its optimizer home or None, arena offset,
+    size); ``homed`` and ``homes`` (for ``Program.execute``), set when all those leaves
+    have homes in one gradient arena the Program can write into."""
+
+    def __init__(self, entry, ext):
+        self.ext = list(ext)
+        program = entry.program
+        self.computed, self.homed, self.homes = [], [], None
+        places, root0 = [], None
+        for k, n, (kind, src) in entry.grads:
+            if kind != "n":
+                continue
+            leaf = ext[k]
+            home = leaf.__dict__.get("_grad_home")
+            self.computed.append((leaf, home, program.node_slots[src][0], n))
+            buf = program.out_bufs.get(src)
+            root, start = (None, 0) if home is None else _root_offset(home, program.fdtype)
+            if buf is None or root is None or not root.flags.writeable or (
+                    root0 is not None and root is not root0):
+                places = None
+            elif places is not None:
+                root0 = root
+                places.append((buf, start))
+                self.homed.append((leaf, home))
+        if places:
+            self.homes = (root0.reshape(-1), places)

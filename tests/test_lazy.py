@@ -438,6 +438,71 @@ def test_a_training_step_reuses_its_arena(lazy_mode):
         assert all(e.program._last is arenas[id(e.program)]() for e in entries)
 
 
+def _sgd_model_step(mode, steps, hook=False, zero=True):
+    """Losses, gradients and parameters after ``steps`` SGD steps of a small model."""
+    nn = jg.nn
+    jg.set_mode(mode)
+    try:
+        jg.manual_seed(3)
+        model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))
+        opt = jg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        if hook:
+            model[0].bias.register_hook(lambda g: g * 2)
+        x, y = jg.randn(5, 6), jg.randint(0, 3, (5,))
+        losses = []
+        for _ in range(steps):
+            if zero:
+                opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            grads = [p.grad.numpy().copy() for p in model.parameters()]
+            opt.step()
+            losses.append(loss.item())
+        return losses, grads, [p.detach().numpy().copy() for p in model.parameters()], opt
+    finally:
+        jg.set_mode("eager")
+
+
+@pytest.mark.parametrize("hook, zero", [(False, True), (True, True), (False, False)],
+                         ids=["in place", "hooked leaf", "accumulating"])
+def test_replayed_step_reads_parameters_and_writes_gradients_in_place(hook, zero):
+    """A cached step reads parameters where the optimizer keeps them and, after
+    zero_grad(), writes gradients straight into its gradient arena; a hook or a
+    gradient to add to hands them out instead. Either way: eager mode's numbers."""
+    expected = _sgd_model_step("eager", 4, hook, zero)
+    losses, grads, params, opt = _sgd_model_step("lazy", 4, hook, zero)
+    np.testing.assert_allclose(losses, expected[0], rtol=1e-5)
+    for got, want in zip(grads + params, expected[1] + expected[2]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    (arena,) = opt._arenas[0]
+    for p in opt.param_groups[0]["params"]:
+        assert np.shares_memory(p.grad.numpy(), arena.grad)
+    first = opt.param_groups[0]["params"][0]
+    entries = [e for e in _train_entries()
+               if e._hand is not None and any(t is first for t in e._hand.ext)]
+    if not hook and zero:
+        assert entries and all(e._hand.homes is not None for e in entries)
+        assert all(e.program._plan.xa is not None for e in entries)
+
+
+def test_interpreter_checks_operand_bounds_under_test():
+    """The interpreter makes operand views from pointers; with Numba's bounds checks on
+    (the tests) an operand outside its buffer raises instead of touching other memory."""
+    from jitgrad.kernels.cpu import interpreter as I
+    assert I.CHECKED
+    arena = np.zeros(8, np.float32)
+    row = np.zeros((1, I.WIDTH), np.int64)
+    row[0, I.OP], row[0, I.OUT], row[0, I.A], row[0, I.FLAT] = I.COPY, 4, 0, 1
+    row[0, I.DIMS:I.DIMS + 4] = (4, 1, 1, 1)
+    table = np.zeros((1, 2), np.int64)
+    arena[:4] = 1
+    I.interpret(row, np.zeros(1), np.zeros(1, np.int64), arena, arena, arena, table)
+    assert arena.tolist() == [1] * 8
+    row[0, I.OUT] = 6  # four elements from offset 6 of eight
+    with pytest.raises(IndexError):
+        I.interpret(row, np.zeros(1), np.zeros(1, np.int64), arena, arena, arena, table)
+
+
 def test_threads_record_their_own_segments(lazy_mode):
     """Two threads training at once each record into their own segment and get the
     losses a lone run gets; a pending tensor handed to another thread is computed."""

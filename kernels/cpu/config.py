@@ -22,16 +22,25 @@ def kernel(fn):
     return njit(**JIT_OPTIONS)(fn)
 
 
+def inline_kernel(fn):
+    """A kernel Numba inlines into its callers (a small helper of a hot loop)."""
+    return njit(inline="always", **JIT_OPTIONS)(fn)
+
+
 def _cache_dir():
     """A disk-cache folder named by a hash of every kernel source file.
 
     Numba checks only a kernel's own file when it decides whether a cache entry
     is stale, but kernels inline helpers from other files (``mathfuncs``): a
     change there must invalidate everything, so the folder name covers all of
-    ``kernels/``. ``NUMBA_CACHE_DIR`` (or ``~/.cache``) chooses where it lives.
+    ``kernels/``, and whether Numba's bounds checks are on. ``NUMBA_CACHE_DIR``
+    (or ``~/.cache``) chooses where it lives.
     """
     root = pathlib.Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
+    # Numba's cache ignores its own flags: kernels compiled with bounds checks (the tests)
+    # must not be loaded without them, nor the reverse
+    digest.update(b"boundscheck" if numba.config.BOUNDSCHECK else b"")
     for path in sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())

@@ -177,6 +177,18 @@ def binary(op, a, b, out):
 def binary_rows(op, a, b, out):
     """out[r] = a[r] (op) b for each row r of C-contiguous 2-D ``a`` and ``out`` and a
     1-D ``b`` (a bias added to every row of a matrix): one vectorised loop per row."""
+    if op == ADD:  # a bias: one loop nest (a call per row costs as much as its work)
+        if a.ctypes.data == out.ctypes.data:  # in place: a loop LLVM vectorises (the
+            for r in range(out.shape[0]):     # alias check of out = a + b would fail)
+                orow = out[r]
+                for j in range(out.shape[1]):
+                    orow[j] += b[j]
+            return
+        for r in range(out.shape[0]):
+            ar, orow = a[r], out[r]
+            for j in range(out.shape[1]):
+                orow[j] = ar[j] + b[j]
+        return
     for r in range(out.shape[0]):
         binary(op, a[r], b, out[r])
 

@@ -2,24 +2,30 @@
 
 A Program is an int64 instruction table (one row per instruction, see the
 column constants below), a float64 table of scalar operands, an int64 arena
-for index arrays, and one float arena holding every buffer of the step
-(inputs copied in, intermediates, outputs). Each instruction names its
-buffers by arena offset and, for elementwise work, the 4-D geometry of each
-operand (element strides, zero where broadcast); the interpreter builds views
-and calls the same kernels eager mode calls. Contiguous same-shape operands
+for index arrays, and one float arena holding the buffers of the step
+(intermediates, outputs, inputs copied in). Inputs and a training step's
+gradients are external buffers: a table says per call whether each sits in
+the arena or is read (written) where it lives, in one of two more arrays (an
+optimizer's parameter and gradient arenas), so those are not copied. Each
+instruction names its buffers by reference and, for elementwise work, the 4-D
+geometry of each operand (element strides, zero where broadcast); the
+interpreter builds views and calls the same kernels eager mode calls. Contiguous same-shape operands
 take the 1-D kernels, which LLVM vectorises.
 
 The function is compiled once per float dtype and cached on disk: a new graph
 structure or size never compiles anything.
 """
 import numpy as np
+from numba import carray, types
+from numba.core import config as numba_config
+from numba.extending import intrinsic
 
 from . import elementwise as ew
 from . import index as ix
 from . import linalg
 from . import nn
 from . import reduce as rd
-from .config import kernel
+from .config import inline_kernel, kernel
 
 # opcodes
 UNARY, BINARY, COMPARE, WHERE, CLAMP, POW_SCALAR, COPY, FILL = range(8)
@@ -34,57 +40,107 @@ FLAT = 22           # bit 0: every operand is contiguous with the output's shape
 ROWS = 16           # or (binary only): A and OUT are DIMS[0] x DIMS[1] matrices, B one row
 WIDTH = 23
 
+# operand references: an arena offset, or (from 1 << EXT on) buffer ``ref >> EXT`` of the
+# call's table at offset ``ref & EXT_MASK`` (a Program's inputs, and a training step's
+# gradients: each placed per run in the arena, or read or written where it lives)
+EXT = 40
+EXT_ONE = 1 << EXT
+EXT_MASK = EXT_ONE - 1
+CHECKED = bool(numba_config.BOUNDSCHECK)  # fixed when compiled (the cache folder says which)
+
+
+@intrinsic
+def _pointer(typingctx, like, address):
+    """``address`` as a pointer to ``like``'s element type."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[1], context.get_value_type(signature.return_type))
+    return types.CPointer(like.dtype)(like, address), codegen
+
+
+@inline_kernel
+def _span(arena, bases, sizes, table, ref, n):
+    """``n`` elements at operand reference ``ref``: an offset into ``arena``, or (at least
+    ``1 << EXT``) an offset into buffer ``ref >> EXT`` of ``table``, which says which array
+    holds that buffer (0: arena, 1: xa, 2: xb, whose addresses and sizes are ``bases``
+    and ``sizes``) and where it starts.
+
+    The view is made from a pointer: it carries no reference count (whose updates, and
+    choosing among arrays, would cost more than a small instruction's work). Its bounds
+    are checked where Numba's are (the tests): the check costs as much as the rest."""
+    if ref < EXT_ONE:
+        where, off = 0, ref
+    else:
+        s = ref >> EXT
+        where, off = table[s, 0], table[s, 1] + (ref & EXT_MASK)
+    if CHECKED and (off < 0 or n < 0 or off + n > sizes[where]):
+        raise IndexError("an instruction's operand lies outside its buffer")
+    return carray(_pointer(arena, bases[where] + off * arena.itemsize), n)
+
+
+@inline_kernel
+def _tail(arena, bases, sizes, table, ref):
+    """The memory from operand reference ``ref`` to the end of its array (see ``_span``)."""
+    if ref < EXT_ONE:
+        return _span(arena, bases, sizes, table, ref, sizes[0] - ref)
+    s = ref >> EXT
+    return _span(arena, bases, sizes, table, ref,
+                 sizes[table[s, 0]] - table[s, 1] - (ref & EXT_MASK))
+
 
 @kernel
-def _view(arena, off, row, col):
-    """The 4-D strided view of an operand at ``off`` with strides in ``row[col:col+4]``."""
-    item = arena.itemsize
+def _view(src, row, col):
+    """The 4-D strided view from ``src`` on with element strides ``row[col:col+4]``."""
+    item = src.itemsize
     return np.lib.stride_tricks.as_strided(
-        arena[off:], shape=(row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]),
+        src, shape=(row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]),
         strides=(row[col] * item, row[col + 1] * item, row[col + 2] * item, row[col + 3] * item))
 
 
 @kernel
-def _flat(arena, off, n, scalar):
-    """``n`` elements from ``off``, or (``scalar`` nonzero) the element there ``n`` times."""
-    item = arena.itemsize
-    return np.lib.stride_tricks.as_strided(arena[off:], shape=(n,),
-                                           strides=(0 if scalar else item,))
+def _flat(src, n, scalar):
+    """``n`` elements from ``src`` on, or (``scalar`` nonzero) its first one ``n`` times."""
+    return np.lib.stride_tricks.as_strided(src, shape=(n,),
+                                           strides=(0 if scalar else src.itemsize,))
 
 
 @kernel
-def _out4(arena, row):
+def _out4(dst, row):
     d1, d2, d3 = row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]
-    item = arena.itemsize
+    item = dst.itemsize
     return np.lib.stride_tricks.as_strided(
-        arena[row[OUT]:], shape=(row[DIMS], d1, d2, d3),
+        dst, shape=(row[DIMS], d1, d2, d3),
         strides=(d1 * d2 * d3 * item, d2 * d3 * item, d3 * item, item))
 
 
 @kernel
-def interpret(code, scalars, indices, arena):
-    """Run every instruction of ``code`` over ``arena`` in order."""
+def interpret(code, scalars, indices, arena, xa, xb, table):
+    """Run every instruction of ``code`` over ``arena`` (and the external buffers that
+    ``table`` places in ``xa`` and ``xb``) in order."""
     zero = arena.dtype.type(0)
     one = arena.dtype.type(1)
+    bases = np.empty(3, np.int64)
+    sizes = np.empty(3, np.int64)
+    bases[0], bases[1], bases[2] = arena.ctypes.data, xa.ctypes.data, xb.ctypes.data
+    sizes[0], sizes[1], sizes[2] = arena.shape[0], xa.shape[0], xb.shape[0]
     for k in range(code.shape[0]):
         row = code[k]
         op = row[OP]
         n = row[DIMS] * row[DIMS + 1] * row[DIMS + 2] * row[DIMS + 3]
         if op <= COPY:
             if row[FLAT] == 1:
-                out = arena[row[OUT]:row[OUT] + n]
-                a = arena[row[A]:row[A] + n]
+                out = _span(arena, bases, sizes, table, row[OUT], n)
+                a = _span(arena, bases, sizes, table, row[A], n)
                 if op == UNARY:
                     ew.unary(row[SUB], a, out)
                 elif op == BINARY:
-                    ew.binary(row[SUB], a, arena[row[B]:row[B] + n], out)
+                    ew.binary(row[SUB], a, _span(arena, bases, sizes, table, row[B], n), out)
                 elif op == COMPARE:
-                    b = arena[row[B]:row[B] + n]
+                    b = _span(arena, bases, sizes, table, row[B], n)
                     for i in range(n):
                         out[i] = one if ew_compare1(row[SUB], a[i], b[i]) else zero
                 elif op == WHERE:
-                    b = arena[row[B]:row[B] + n]
-                    c = arena[row[C]:row[C] + n]
+                    b = _span(arena, bases, sizes, table, row[B], n)
+                    c = _span(arena, bases, sizes, table, row[C], n)
                     for i in range(n):
                         out[i] = b[i] if a[i] != zero else c[i]
                 elif op == CLAMP:
@@ -96,27 +152,30 @@ def interpret(code, scalars, indices, arena):
                     out[:] = a
             elif row[FLAT] == ROWS:  # out = a (op) b with b one row added to each of a's
                 nr, nc = row[DIMS], row[DIMS + 1]
-                ew.binary_rows(row[SUB], arena[row[A]:row[A] + n].reshape((nr, nc)),
-                               arena[row[B]:row[B] + nc], arena[row[OUT]:row[OUT] + n].reshape((nr, nc)))
+                ew.binary_rows(row[SUB], _span(arena, bases, sizes, table, row[A], n).reshape((nr, nc)),
+                               _span(arena, bases, sizes, table, row[B], nc),
+                               _span(arena, bases, sizes, table, row[OUT], n).reshape((nr, nc)))
             elif row[FLAT] > 1:  # 1-D, with the operands flagged in FLAT broadcast scalars
-                out = arena[row[OUT]:row[OUT] + n]
-                a = _flat(arena, row[A], n, row[FLAT] & 2)
-                b = _flat(arena, row[B], n, row[FLAT] & 4)
+                out = _span(arena, bases, sizes, table, row[OUT], n)
+                a = _flat(_tail(arena, bases, sizes, table, row[A]), n, row[FLAT] & 2)
+                b = _flat(_tail(arena, bases, sizes, table, row[B]), n, row[FLAT] & 4)
                 if op == BINARY:
                     ew.binary(row[SUB], a, b, out)
                 elif op == COMPARE:  # the bool kernels store 1 and 0 into the float arena
                     ew.compare(row[SUB], a, b, out)
                 else:
-                    ew.where(a, b, _flat(arena, row[C], n, row[FLAT] & 8), out)
+                    ew.where(a, b, _flat(_tail(arena, bases, sizes, table, row[C]), n, row[FLAT] & 8),
+                             out)
             else:
-                out4 = _out4(arena, row)
-                a4 = _view(arena, row[A], row, SA)
+                out4 = _out4(_tail(arena, bases, sizes, table, row[OUT]), row)
+                a4 = _view(_tail(arena, bases, sizes, table, row[A]), row, SA)
                 if op == UNARY:
                     ew.unary_nd(row[SUB], a4, out4)
                 elif op == BINARY:
-                    ew.binary_nd(row[SUB], a4, _view(arena, row[B], row, SB), out4)
+                    ew.binary_nd(row[SUB], a4, _view(_tail(arena, bases, sizes, table, row[B]), row, SB),
+                                 out4)
                 elif op == COMPARE:
-                    b4 = _view(arena, row[B], row, SB)
+                    b4 = _view(_tail(arena, bases, sizes, table, row[B]), row, SB)
                     for i0 in range(out4.shape[0]):
                         for i1 in range(out4.shape[1]):
                             for i2 in range(out4.shape[2]):
@@ -124,8 +183,8 @@ def interpret(code, scalars, indices, arena):
                                     out4[i0, i1, i2, i3] = one if ew_compare1(
                                         row[SUB], a4[i0, i1, i2, i3], b4[i0, i1, i2, i3]) else zero
                 elif op == WHERE:
-                    b4 = _view(arena, row[B], row, SB)
-                    c4 = _view(arena, row[C], row, SC)
+                    b4 = _view(_tail(arena, bases, sizes, table, row[B]), row, SB)
+                    c4 = _view(_tail(arena, bases, sizes, table, row[C]), row, SC)
                     for i0 in range(out4.shape[0]):
                         for i1 in range(out4.shape[1]):
                             for i2 in range(out4.shape[2]):
@@ -141,24 +200,24 @@ def interpret(code, scalars, indices, arena):
                 else:
                     ew.cast_nd(a4, out4)
         elif op == FILL:
-            arena[row[OUT]:row[OUT] + row[DIMS]] = arena.dtype.type(scalars[row[SUB]])
+            _span(arena, bases, sizes, table, row[OUT], row[DIMS])[:] = arena.dtype.type(scalars[row[SUB]])
         elif op == REDUCE:
             # DIMS: A, R, B of a contiguous input; SUB: reduce.SUM/PROD/MAX/MIN
             na, nr, nb = row[DIMS], row[DIMS + 1], row[DIMS + 2]
-            x = arena[row[A]:row[A] + na * nr * nb]
-            out = arena[row[OUT]:row[OUT] + na * nb]
+            x = _span(arena, bases, sizes, table, row[A], na * nr * nb)
+            out = _span(arena, bases, sizes, table, row[OUT], na * nb)
             if row[SUB] == rd.SUM and nb == 1:
                 rd.sum_rows(x.reshape((na, nr)), out)
             else:
                 rd.reduce(row[SUB], x.reshape((na, nr, nb)), out.reshape((na, nb)))
         elif op == STRIDED_COPY:
             # a contiguous block at A written into a strided window at OUT (strides SB)
-            ew.cast_nd(_view(arena, row[A], row, SA), _view(arena, row[OUT], row, SB))
+            ew.cast_nd(_view(_tail(arena, bases, sizes, table, row[A]), row, SA), _view(_tail(arena, bases, sizes, table, row[OUT]), row, SB))
         elif op == MM:
             nn_, kk, mm_ = row[DIMS], row[DIMS + 1], row[DIMS + 2]
-            a = arena[row[A]:row[A] + nn_ * kk]
-            b = arena[row[B]:row[B] + kk * mm_]
-            out = arena[row[OUT]:row[OUT] + nn_ * mm_].reshape((nn_, mm_))
+            a = _span(arena, bases, sizes, table, row[A], nn_ * kk)
+            b = _span(arena, bases, sizes, table, row[B], kk * mm_)
+            out = _span(arena, bases, sizes, table, row[OUT], nn_ * mm_).reshape((nn_, mm_))
             if kk == 0:
                 out[:] = zero
             elif row[SUB] == 0:
@@ -171,9 +230,9 @@ def interpret(code, scalars, indices, arena):
                 np.dot(a.reshape((kk, nn_)).T, b.reshape((mm_, kk)).T, out)
         elif op == BMM:
             nb_, nn_, kk, mm_ = row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]
-            a3 = arena[row[A]:row[A] + nb_ * nn_ * kk].reshape((nb_, nn_, kk))
-            b3 = arena[row[B]:row[B] + nb_ * kk * mm_].reshape((nb_, kk, mm_))
-            o3 = arena[row[OUT]:row[OUT] + nb_ * nn_ * mm_].reshape((nb_, nn_, mm_))
+            a3 = _span(arena, bases, sizes, table, row[A], nb_ * nn_ * kk).reshape((nb_, nn_, kk))
+            b3 = _span(arena, bases, sizes, table, row[B], nb_ * kk * mm_).reshape((nb_, kk, mm_))
+            o3 = _span(arena, bases, sizes, table, row[OUT], nb_ * nn_ * mm_).reshape((nb_, nn_, mm_))
             if kk == 0:
                 o3[:] = zero
             else:
@@ -181,24 +240,26 @@ def interpret(code, scalars, indices, arena):
         elif op == GATHER:
             # DIMS[0]: count; SUB: offset of the index list in ``indices``
             m = row[DIMS]
-            ix.gather(arena[row[A]:], indices[row[SUB]:row[SUB] + m],
-                      arena[row[OUT]:row[OUT] + m])
+            ix.gather(_tail(arena, bases, sizes, table, row[A]), indices[row[SUB]:row[SUB] + m],
+                      _span(arena, bases, sizes, table, row[OUT], m))
         elif op == SCATTER_ADD:
             # out (DIMS[1] elements) = 0, then out[idx] += src
             m = row[DIMS]
-            out = arena[row[OUT]:row[OUT] + row[DIMS + 1]]
+            out = _span(arena, bases, sizes, table, row[OUT], row[DIMS + 1])
             out[:] = zero
-            ix.scatter_add(arena[row[A]:row[A] + m], indices[row[SUB]:row[SUB] + m], out)
+            ix.scatter_add(_span(arena, bases, sizes, table, row[A], m),
+                           indices[row[SUB]:row[SUB] + m], out)
         elif op == SCATTER:
             # out = x (DIMS[1] elements), then out[idx] = src
             m = row[DIMS]
-            out = arena[row[OUT]:row[OUT] + row[DIMS + 1]]
-            out[:] = arena[row[B]:row[B] + row[DIMS + 1]]
-            ix.scatter(arena[row[A]:row[A] + m], indices[row[SUB]:row[SUB] + m], out)
+            out = _span(arena, bases, sizes, table, row[OUT], row[DIMS + 1])
+            out[:] = _span(arena, bases, sizes, table, row[B], row[DIMS + 1])
+            ix.scatter(_span(arena, bases, sizes, table, row[A], m), indices[row[SUB]:row[SUB] + m],
+                       out)
         elif op == SOFTMAX:
             na, nr, nb = row[DIMS], row[DIMS + 1], row[DIMS + 2]
-            x = arena[row[A]:row[A] + na * nr * nb].reshape((na, nr, nb))
-            out = arena[row[OUT]:row[OUT] + na * nr * nb].reshape((na, nr, nb))
+            x = _span(arena, bases, sizes, table, row[A], na * nr * nb).reshape((na, nr, nb))
+            out = _span(arena, bases, sizes, table, row[OUT], na * nr * nb).reshape((na, nr, nb))
             nn.softmax(x, out, row[SUB] == 1)
     return 0
 
