@@ -27,6 +27,7 @@ an op the interpreter does not cover runs eagerly on realized inputs.
 Each thread records into its own segment (and has its own jitgrad.jit capture);
 a pending tensor handed to another thread is computed when that thread reads it.
 """
+import itertools
 import operator
 import os
 import sys
@@ -362,6 +363,9 @@ def _new_step(op, inputs, operands, attrs, name, parent):
         metas, viewinfo = [(v.shape, v.dtype)], [None]
     else:
         metas = op.meta([(t._shape, t._npdtype) for t in inputs], **attrs)
+        if metas is None:  # not the form the op records (its function takes another path)
+            step.mode = -1
+            return step
         viewinfo = [None] * len(metas)
     # one float dtype per Program (bools ride along as 0/1); ints run eagerly
     kind = None
@@ -780,6 +784,7 @@ def _index_array(attrs, kind, shape):
 
 
 _NO_INDICES = np.zeros(1, np.int64)
+_NONES = itertools.repeat(None)
 
 
 # --- lowering ---------------------------------------------------------------------
@@ -1367,6 +1372,7 @@ LOWER = {
 from .ops import defop as _defop, fake_array, finish as _finish  # noqa: E402  (ops imports this module last)
 from . import tensor as _tensor  # noqa: E402
 from .autograd.graph import SavedTensor, node_class  # noqa: E402
+from .autograd.anomaly_mode import _state as _anomaly_state  # noqa: E402
 
 # Tensor reaches these without an import per access
 _tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
@@ -1415,6 +1421,33 @@ def train_step(root, seed, retain_graph):
         capture.train(entry, rec.ext, rec.seg, seed, retain_graph, rec.recs)
     entry.run(seed, retain_graph)
     return True
+
+
+def run_cached_step(root, retain_graph):
+    """``root.backward()`` (the implicit gradient of a scalar) from a cached Program, if
+    this step has one: returns True when it ran, False (having done nothing) otherwise."""
+    p = root._lazy
+    rec = _tls.rec
+    seg = rec.seg
+    if p.seg is not seg or seg.materialized or rec.node.train is None:
+        return False
+    entry = rec.node.train.get((p.pos, p.dtype))
+    if entry is None or _anomaly_state.__dict__.get("enabled"):
+        return False
+    for t in rec.ext:
+        if t._hooks is not None and t._requires_grad:
+            return False
+    seed = _Tensor._make(_ones(p.shape, p.dtype))  # the engine's: the same array each time
+    _stats["cache_hits"] += 1
+    capture = _tls.capture
+    if capture is not None:
+        capture.train(entry, rec.ext, seg, seed, retain_graph, rec.recs)
+    entry.run(seed, retain_graph)
+    return True
+
+
+_ones = None  # set by jitgrad.autograd.engine: a shared read-only array of ones
+_tensor._run_cached_step = run_cached_step
 
 
 def _train_entry(root, seed):
@@ -1535,11 +1568,13 @@ class _TrainEntry:
         and no gradient yet (after ``zero_grad()``) nor hooks, the Program writes the
         gradients there itself; otherwise they are handed out from its arena."""
         seed_value = seed._value
-        _tls.quiet += 1
-        try:
-            values = [t._data for t in ext]
-        finally:
-            _tls.quiet -= 1
+        values = [t._value for t in ext]
+        if any(map(operator.is_, values, _NONES)):  # an input of an earlier segment
+            _tls.quiet += 1
+            try:
+                values = [t._data for t in ext]
+            finally:
+                _tls.quiet -= 1
         for v in self.extra:
             values.append(seed_value if v is None else v)
         if indices is None:
@@ -1560,7 +1595,9 @@ class _TrainEntry:
         make = _Tensor._make
         if homes is not None:
             for leaf, home in hand.homed:
-                leaf._grad = make(home)
+                g = _new_object(_Tensor)  # Tensor._make(home), inline
+                g._value, g._lazy, g._vc, g._requires_grad, g._grad_fn = home, None, [0], False, None
+                leaf._grad = g
         else:
             for leaf, home, off, n in hand.computed:
                 g = arena[off:off + n]

@@ -323,6 +323,7 @@ def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
         return apply(op, [input], grad_fn_name)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}``; its gradient is ``{grad_fn_name}``."
+    fn.op, fn.grad_fn_name = op, grad_fn_name  # for lanes that record it directly
     return fn
 
 
@@ -1197,8 +1198,18 @@ def _linear_vjp(c, g):
             sum(g, 0) if len(need) > 2 and need[2] else None)
 
 
-_LINEAR = defop("linear", _linear_forward, _linear_vjp, (0, 1),
-                meta=lambda m: [((m[0][0][0], m[1][0][0]), m[0][1])])
+def _linear_meta(m):
+    """The output of ``input @ weight.T (+ bias)`` for 2-D input and weight of one dtype and
+    a matching 1-D bias; None for any other form (``linear`` checks it and takes another
+    path: the recorder then leaves the op to it)."""
+    (xs, xd), (ws, wd) = m[0], m[1]
+    if (len(xs) != 2 or len(ws) != 2 or xs[1] != ws[1] or wd != xd
+            or (len(m) > 2 and (m[2][0] != ws[:1] or m[2][1] != xd))):
+        return None
+    return [((xs[0], ws[0]), xd)]
+
+
+_LINEAR = defop("linear", _linear_forward, _linear_vjp, (0, 1), meta=_linear_meta)
 
 
 def linear(input, weight, bias=None):

@@ -72,6 +72,7 @@ _Pending = None      # set by jitgrad.lazy: the class of a not-yet-made grad_fn
 _materialize = None  # set by jitgrad.lazy: makes a deferred grad_fn (and its inputs')
 _changing = None     # set by jitgrad.lazy: called before a tensor's autograd state changes
 _tls = None  # set by jitgrad.lazy: per thread, the jitgrad.jit capture watching, if any
+_run_cached_step = None  # set by jitgrad.lazy: backward() from a cached Program
 
 
 def _user_read():
@@ -292,6 +293,9 @@ class Tensor:
         ``gradient`` is the vector ``v`` (same shape as this tensor); it may be
         omitted for a scalar, where it is 1.
         """
+        if (gradient is None and inputs is None and not create_graph and self._value is None
+                and self._requires_grad and _run_cached_step(self, bool(retain_graph))):
+            return  # a lazy training step whose Program is cached: run, no engine
         from .autograd.engine import backward
         backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 

@@ -171,6 +171,53 @@ def test_sequential_and_modulelist_containers():
         "ModuleList(\n  (0-1): 2 x ReLU()\n  (2): Tanh()\n)")
 
 
+
+def test_sequential_follows_changes_to_its_children(lazy_mode):
+    """Lazy mode records a Sequential's plain Linear and activation children directly; any
+    change to the children (replaced, deleted, overridden, bias dropped, made in place)
+    must show in the next forward, as it does in eager mode."""
+    import copy
+
+    class Doubled(nn.Linear):
+        def forward(self, input):
+            return super().forward(input) * 2
+
+    def check(seq, x):
+        got = seq(x)
+        jg.set_mode("eager")
+        try:
+            want = seq(x)
+        finally:
+            jg.set_mode("lazy")
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+        assert type(got.grad_fn).__name__ == type(want.grad_fn).__name__
+        return got
+
+    jg.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2), nn.ReLU())
+    x = jg.randn(5, 3)
+    assert type(check(seq, x).grad_fn).__name__ == "ReluBackward0"
+    seq[3] = nn.Sigmoid()
+    assert type(check(seq, x).grad_fn).__name__ == "SigmoidBackward0"
+    del seq[3]
+    assert type(check(seq, x).grad_fn).__name__ == "AddmmBackward0"
+    seq[2].bias = None
+    assert type(check(seq, x).grad_fn).__name__ == "MmBackward0"
+    seq[1].forward = lambda input: input * 3
+    assert type(check(seq, x).grad_fn).__name__ == "MmBackward0"
+    np.testing.assert_allclose(seq[:2](x).detach().numpy(), (seq[0](x) * 3).detach().numpy(), rtol=1e-6)
+    seq.append(nn.ReLU(inplace=True))
+    check(seq, x)
+    seq[0] = Doubled(3, 4)
+    check(seq, x)
+    clone = copy.deepcopy(seq)
+    np.testing.assert_allclose(clone(x).detach().numpy(), seq(x).detach().numpy(), rtol=1e-6)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes cannot be multiplied"):
+        nn.Sequential(nn.Linear(4, 2), nn.Tanh())(x)
+    # integer input: the activation takes its general path (promotes), as in eager mode
+    ints = nn.Sequential(nn.Tanh())(jg.tensor([0, 1, 2]))
+    np.testing.assert_allclose(ints.numpy(), np.tanh([0, 1, 2]), rtol=1e-6)
+
 REPRS = [
     (lambda m: m.Linear(64, 128), "Linear(in_features=64, out_features=128, bias=True)"),
     (lambda m: m.Conv2d(1, 8, 3, padding=1, bias=False),

@@ -55,6 +55,9 @@ def _ones(shape, dtype):
     return ones
 
 
+_lazy._ones = _ones
+
+
 def _make_grads(outputs, grad_outputs):
     grads = []
     for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
