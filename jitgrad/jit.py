@@ -32,6 +32,7 @@ import numpy as np
 
 from . import lazy as _lazy
 from .autograd.grad_mode import is_grad_enabled
+from .kernels.cpu.index import class_positions as _class_positions
 from .tensor import Tensor
 
 _MAX_TRIES = 4  # runs captured per guard before giving up on replay
@@ -215,11 +216,12 @@ def _prepare(ev, args):
         _, source, classes, shape = spec
         labels = _resolve(source, args, None)
         v = labels._data
-        if v.dtype != np.int64 or v.shape != shape or (v.size and (
-                v.min() < 0 or v.max() >= classes)):
+        if v.dtype != np.int64 or v.shape != shape:
             raise NotReplayable  # the function itself raises the right error
-        from .nn.functional import _row_starts
-        indices.append(_row_starts(v.shape[0], classes) + v)
+        positions = _class_positions(np.ascontiguousarray(v.reshape(-1)), classes)
+        if positions.shape[0] != v.size:
+            raise NotReplayable  # a label out of range: so does the function
+        indices.append(positions)
     return tensors, indices
 
 

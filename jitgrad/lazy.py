@@ -640,12 +640,12 @@ class Program:
     ``shape``) or ``idx`` of the node at ``place`` in the realized order.
 
     Inputs (and a training step's gradients, ``out_bufs``: position -> buffer) are
-    external buffers, numbered from 1: ``table`` (one row per buffer: where, offset)
-    places each in the arena by default. A run reads the inputs that sit in one
-    writable array (an optimizer's parameter arena) where they are, and copies the
-    rest in, but for the ``must_copy`` ones (a node's value is read from the copy); a
-    training step may have its gradients written straight into the optimizer's
-    gradient arena (``homes``). ``node_slots`` are arena offsets.
+    external buffers, numbered from 1: ``table`` (one row per buffer: address, arena
+    offset, size; see the interpreter) places each in the arena by default. A run
+    reads contiguous inputs of the Program's dtype where they live and copies the
+    others in, as it does the ``must_copy`` ones (a node's value is read from the
+    copy); a training step may have its gradients written straight into the
+    optimizer's gradient arena (``homes``). ``node_slots`` are arena offsets.
     """
 
     def __init__(self, code, scalars, index_specs, arena_size, input_slots, node_slots,
@@ -660,7 +660,7 @@ class Program:
 
     def execute(self, values, indices, homes=None):
         """Run on input arrays ``values`` and index arrays; returns the arena. ``homes``:
-        ``(array, [(buffer, offset)])`` places the gradient buffers in ``array``.
+        ``[(buffer, address)]`` places gradient buffers (the caller keeps that memory).
 
         The last run's arena is reused when nothing references it any more (its
         values were views, now dropped): a fresh large allocation each step would
@@ -681,15 +681,15 @@ class Program:
                 scalars[k] = v.item()
         for dst, n, src in plan.copies:
             arena[dst:dst + n] = src
-        table, xb = plan.where, arena
+        table = plan.where
         if homes is not None:
             if plan.homes is not homes:
                 plan.homes, plan.homed = homes, plan.where.copy()
-                for buf, start in homes[1]:
-                    plan.homed[buf] = (2, start)
-            table, xb = plan.homed, homes[0]
+                for buf, address in homes:
+                    plan.homed[buf, I.ADDRESS] = address
+            table = plan.homed
         I.interpret(self.code, scalars, np.concatenate(indices) if indices else _NO_INDICES,
-                    arena, arena if plan.xa is None else plan.xa, xb, table)
+                    arena, table)
         _stats["programs"] += 1
         _stats["instructions"] += len(self.code)
         return arena
@@ -708,76 +708,36 @@ class _Plan:
     """How a Program takes in one list of input arrays: kept while the same array
     objects come back (parameters, a fixed batch), whose memory stays where it is.
 
-    ``xa``: the writable array holding the most input elements (an optimizer's
-    parameter arena), whose inputs are read in place; ``where``: the buffer table
-    placing them there; ``copies``: ``(arena offset, n, source)`` for the others, with
-    inputs side by side in one array merged into one copy; ``scalar_inputs``: the
+    ``where``: the buffer table, with the address of each input read where it lives
+    (contiguous, of the Program's dtype, not ``must_copy``; ``values`` keeps it alive);
+    ``copies``: ``(arena offset, n, source)`` for the others; ``scalar_inputs``: the
     writable 0-d inputs ``(scalar slot, array)``; ``table``: the scalar table with the
     read-only 0-d inputs (shared constants) filled in."""
 
     def __init__(self, program, values):
         self.values = list(values)
         self.homes = self.homed = None
-        fdtype = program.fdtype
         self.copies, self.scalar_inputs = [], []
         self.table = program.scalars.copy()
         self.where = where = program.table.copy()
-        roots, counts = {}, {}
-        for (kind, buf, n), v in zip(program.input_slots, values):
-            if kind == 0 and buf not in program.must_copy:
-                root, start = _root_offset(v, fdtype)
-                if root is not None and root.flags.writeable:
-                    roots[buf] = (root, start)
-                    counts[id(root)] = counts.get(id(root), 0) + n
-        xa = max(counts, key=counts.get) if counts else None
-        self.xa = None
-        last = None  # (root array, element offset just past the previous copy's source)
-        copies = self.copies
         for (kind, buf, n), v in zip(program.input_slots, values):
             if kind == 1:
                 if v.flags.writeable or v.base is not None:
                     self.scalar_inputs.append((buf, v))
                 else:  # owns read-only memory (a wrapped Python number): never changes
                     self.table[buf] = v.item()
-                last = None
-                continue
-            root, start = roots.get(buf, (None, 0))
-            if root is not None and id(root) == xa:
-                where[buf] = (1, start)
-                self.xa = root.reshape(-1)
-                last = None
-                continue
-            if root is None:
-                root, start = _root_offset(v, fdtype)
-            off = where[buf, 1]
-            if (last is not None and root is last[0] and start == last[1]
-                    and copies[-1][0] + copies[-1][1] == off):
-                dst, m, _ = copies[-1]
-                copies[-1] = (dst, m + n, root.reshape(-1)[start - m:start + n])
-            elif root is not None:
-                copies.append((off, n, root.reshape(-1)[start:start + n]))
+            elif (v.dtype == program.fdtype and v.flags.c_contiguous and v.size
+                  and buf not in program.must_copy):
+                where[buf, I.ADDRESS] = _address(v)
             else:
-                copies.append((off, n, v.reshape(-1)))
-            last = (root, start + n) if root is not None else None
+                self.copies.append((where[buf, I.HOME], n, v.reshape(-1)))
 
 
-def _root_offset(v, dtype):
-    """``(root array, element offset)`` of contiguous ``v`` inside the contiguous array
-    that owns its memory, or ``(None, 0)``."""
-    root = v
-    while isinstance(root.base, np.ndarray):
-        root = root.base
-    if (root is v or root.dtype != dtype or v.dtype != dtype or not root.flags.c_contiguous
-            or not v.flags.c_contiguous):
-        return None, 0
-    gap = v.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-    if gap % v.itemsize:
-        return None, 0
-    return root, gap // v.itemsize
+def _address(v):
+    return v.__array_interface__["data"][0]
 
 
 def _index_array(attrs, kind, shape):
-    from .ops import _flat_positions
     if kind == "key":
         return _flat_positions(shape, attrs["key"]).reshape(-1)
     return attrs["idx"].reshape(-1).astype(np.int64, copy=False)
@@ -828,6 +788,7 @@ class Lowering:
         self.buf = {}   # ("n", pos) or ("i", slot) -> (offset, shape)
         self.transposed = {}  # node key -> (offset, shape) of a 2-D matrix it transposes
         self.homes = []  # per external buffer: its arena offset (where it goes when copied)
+        self.sizes = []  # and its size
         self.external = {p.pos for p in outputs} if private_from is not None else set()
         self.out_bufs = {}  # position of an external output -> its buffer number
         self.must_copy = set()  # input buffers some non-view node's value is read from
@@ -835,6 +796,7 @@ class Lowering:
     def extern(self, n):
         """A new external buffer of ``n`` elements (its arena home reserved): its reference."""
         self.homes.append(self.alloc(n))
+        self.sizes.append(n)
         return len(self.homes) << I.EXT
 
     def arena_offset(self, ref):
@@ -891,8 +853,8 @@ class Lowering:
         for p in self.outputs:
             self.operand_key(("n", p.pos))
         code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
-        table = np.zeros((len(self.homes) + 1, 2), np.int64)
-        table[1:, 1] = self.homes
+        table = np.zeros((len(self.homes) + 1, 3), np.int64)
+        table[1:, I.HOME], table[1:, I.SIZE] = self.homes, self.sizes
         return Program(code, np.array(self.scalars or [0.0]), self.index_specs,
                        max(self.size, 1), self.input_slots, self.node_slots, self.fdtype,
                        table, self.must_copy, self.out_bufs)
@@ -1369,7 +1331,8 @@ LOWER = {
     "take": _lower_take, "index_add": _lower_index_add, "index_put": _lower_index_put,
 }
 
-from .ops import defop as _defop, fake_array, finish as _finish  # noqa: E402  (ops imports this module last)
+from .ops import (_flat_positions, defop as _defop, fake_array,  # noqa: E402  (ops imports
+                  finish as _finish)  # this module last)
 from . import tensor as _tensor  # noqa: E402
 from .autograd.graph import SavedTensor, node_class  # noqa: E402
 from .autograd.anomaly_mode import _state as _anomaly_state  # noqa: E402
@@ -1617,13 +1580,12 @@ class _HandOut:
     """Where a training step's gradients go for one list of inputs ``ext``: ``computed``,
     per gradient the Program computes, (leaf, its optimizer home or None, arena offset,
     size); ``homed`` and ``homes`` (for ``Program.execute``), set when all those leaves
-    have homes in one gradient arena the Program can write into."""
+    have homes the Program can write into (writable, contiguous, of its dtype)."""
 
     def __init__(self, entry, ext):
         self.ext = list(ext)
         program = entry.program
-        self.computed, self.homed, self.homes = [], [], None
-        places, root0 = [], None
+        self.computed, self.homed, self.homes = [], [], []
         for k, n, (kind, src) in entry.grads:
             if kind != "n":
                 continue
@@ -1631,13 +1593,12 @@ class _HandOut:
             home = leaf.__dict__.get("_grad_home")
             self.computed.append((leaf, home, program.node_slots[src][0], n))
             buf = program.out_bufs.get(src)
-            root, start = (None, 0) if home is None else _root_offset(home, program.fdtype)
-            if buf is None or root is None or not root.flags.writeable or (
-                    root0 is not None and root is not root0):
-                places = None
-            elif places is not None:
-                root0 = root
-                places.append((buf, start))
+            if (self.homes is not None and buf is not None and home is not None
+                    and home.flags.writeable and home.flags.c_contiguous
+                    and home.dtype == program.fdtype and home.size == n):
+                self.homes.append((buf, _address(home)))
                 self.homed.append((leaf, home))
-        if places:
-            self.homes = (root0.reshape(-1), places)
+            else:
+                self.homes = None
+        if not self.homes:
+            self.homes = None

@@ -824,15 +824,18 @@ def _reduce_all(op, input, name):
     if _lazy._STATE["lazy"] and isinstance(input, Tensor):
         d = input._npdtype
         if d is _F32 or d is _F64:
-            lane = _REDUCE_ALL.get((len(input._shape), d))
-            if lane is None:  # the attributes and their key, made once (nothing writes them)
+            lanes = _REDUCE_ALL[d is _F64]
+            lane = lanes.get(len(input._shape))
+            if lane is None:  # the attributes and their key (the dtype by name: a numpy
+                # dtype's hash costs 50 ns), made once: nothing writes them
                 attrs = {"dims": _ALL_DIMS[len(input._shape)], "keepdim": False, "dtype": d}
-                lane = _REDUCE_ALL[(len(input._shape), d)] = (attrs, tuple(attrs.items()))
+                lane = lanes[len(input._shape)] = (
+                    attrs, tuple((k, v.str if k == "dtype" else v) for k, v in attrs.items()))
             return _lazy.record(op, [input], lane[0], name, lane[1])
     return None
 
 
-_REDUCE_ALL = {}
+_REDUCE_ALL = ({}, {})  # float32's and float64's lanes by rank
 
 
 def sum(input, dim=None, keepdim=False, dtype=None):

@@ -466,7 +466,7 @@ def _sgd_model_step(mode, steps, hook=False, zero=True):
 @pytest.mark.parametrize("hook, zero", [(False, True), (True, True), (False, False)],
                          ids=["in place", "hooked leaf", "accumulating"])
 def test_replayed_step_reads_parameters_and_writes_gradients_in_place(hook, zero):
-    """A cached step reads parameters where the optimizer keeps them and, after
+    """A cached step reads the batch and parameters where they live and, after
     zero_grad(), writes gradients straight into its gradient arena; a hook or a
     gradient to add to hands them out instead. Either way: eager mode's numbers."""
     expected = _sgd_model_step("eager", 4, hook, zero)
@@ -482,7 +482,7 @@ def test_replayed_step_reads_parameters_and_writes_gradients_in_place(hook, zero
                if e._hand is not None and any(t is first for t in e._hand.ext)]
     if not hook and zero:
         assert entries and all(e._hand.homes is not None for e in entries)
-        assert all(e.program._plan.xa is not None for e in entries)
+        assert all(not e.program._plan.copies for e in entries)  # batch, parameters
 
 
 def test_interpreter_checks_operand_bounds_under_test():
@@ -494,13 +494,17 @@ def test_interpreter_checks_operand_bounds_under_test():
     row = np.zeros((1, I.WIDTH), np.int64)
     row[0, I.OP], row[0, I.OUT], row[0, I.A], row[0, I.FLAT] = I.COPY, 4, 0, 1
     row[0, I.DIMS:I.DIMS + 4] = (4, 1, 1, 1)
-    table = np.zeros((1, 2), np.int64)
+    table = np.zeros((2, 3), np.int64)
+    table[1] = (0, 0, 4)  # buffer 1: four elements at the arena's start
     arena[:4] = 1
-    I.interpret(row, np.zeros(1), np.zeros(1, np.int64), arena, arena, arena, table)
+    I.interpret(row, np.zeros(1), np.zeros(1, np.int64), arena, table)
     assert arena.tolist() == [1] * 8
     row[0, I.OUT] = 6  # four elements from offset 6 of eight
     with pytest.raises(IndexError):
-        I.interpret(row, np.zeros(1), np.zeros(1, np.int64), arena, arena, arena, table)
+        I.interpret(row, np.zeros(1), np.zeros(1, np.int64), arena, table)
+    row[0, I.OUT], row[0, I.A] = 4, (1 << I.EXT) + 1  # from element 1 of the 4 of buffer 1
+    with pytest.raises(IndexError):
+        I.interpret(row, np.zeros(1), np.zeros(1, np.int64), arena, table)
 
 
 def test_threads_record_their_own_segments(lazy_mode):

@@ -21,6 +21,7 @@ from .. import _launch, ops
 from .. import lazy as _lazy
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels.cpu import conv as _conv
+from ..kernels.cpu import index as _index
 from ..kernels.cpu import special as _special
 from ..random import rand
 from ..tensor import Tensor
@@ -346,6 +347,9 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
 
 def _class_last(input, target):
     """``input`` as ``(M, C)`` rows and ``target`` as ``(M,)``, checking shapes as PyTorch does."""
+    xs, ts = input._shape, target._shape
+    if len(xs) == 2 and len(ts) == 1 and xs[0] == ts[0]:
+        return input, target  # the common case
     if input.ndim == 0:
         raise ValueError("Expected 1 or more dimensions (got 0)")
     if input.ndim == 1:
@@ -367,29 +371,16 @@ def _class_last(input, target):
     return ops.reshape(moved, (-1, c)), ops.reshape(target, (-1,))
 
 
-_ROW_STARTS = {}
-
-
-def _row_starts(m, c):
-    """``arange(m) * c`` (read-only, shared per size)."""
-    starts = _ROW_STARTS.get((m, c))
-    if starts is None:
-        if len(_ROW_STARTS) > 64:
-            _ROW_STARTS.clear()
-        starts = _ROW_STARTS[(m, c)] = np.arange(m, dtype=np.int64) * c
-        starts.flags.writeable = False
-    return starts
-
-
 def _picked(logp, target, weight, ignore_index):
     """``logp[i, target[i]]`` per row and each row's weight (0 where ignored)."""
-    if target.dtype is not dt.int64:
+    if target._npdtype != np.int64:
         raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
-    m, c = logp.shape
+    m, c = logp._shape
     t = target._data
-    if weight is None and m and not 0 <= ignore_index < c and 0 <= t.min() and t.max() < c:
+    if weight is None and m and not 0 <= ignore_index < c and (
+            idx := _index.class_positions(np.ascontiguousarray(t), c)).shape[0] == m:
         # every target a valid class, none ignored (the common case): flat positions at once
-        attrs = {"idx": _row_starts(m, c) + t, "rows": (target, c)}
+        attrs = {"idx": idx, "rows": (target, c)}
         if _lazy._STATE["lazy"]:  # the attributes' key given: no unhashable-array detour
             out = _lazy.record(ops._TAKE, [logp], attrs, "TakeBackward0",
                                (("idx", ("array", (m,), "<i8")), ("rows", (None, c))))

@@ -58,6 +58,7 @@ class _Arena:
             self.grad_views.append(home)
         self.buffers = {}
         self.active = np.zeros(len(params), np.uint8)  # has a gradient this step
+        self.flag_list = [0] * len(params)  # active, as a list
         self.flags = np.zeros(len(params), np.uint8)   # SGD: momentum buffer exists
         self.steps = np.zeros(len(params), np.float32)  # Adam: state['step']
 
@@ -75,8 +76,7 @@ class _Arena:
         """Bring every parameter's data and gradient into the arena; True if any has a gradient."""
         flags = []
         for p, view, home in zip(self.params, self.views, self.grad_views):
-            data = p._value
-            if data is not view:  # the user rebound p.data: take its values back in
+            if p._value is not view:  # the user rebound p.data: take its values back in
                 data = p._data
                 if data.shape != view.shape or data.dtype != view.dtype:
                     raise RuntimeError(
@@ -88,11 +88,13 @@ class _Arena:
             if g is None:
                 flags.append(0)
                 continue
-            if g._data is not home:
+            if g._value is not home:  # (a gradient kept in the arena is home itself)
                 np.copyto(home, g._data)
             flags.append(1)
             p._vc[0] += 1
-        self.active[:] = flags
+        if flags != self.flag_list:  # most steps update the same parameters as the last
+            self.active[:] = flags
+            self.flag_list = flags
         return 1 in flags
 
 

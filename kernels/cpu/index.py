@@ -4,6 +4,8 @@ The caller turns any indexing expression (slices, integers, integer and
 boolean arrays) into an int64 array of flat positions, so one pair of
 kernels serves every form of indexing and its gradient.
 """
+import numpy as np
+
 from .config import kernel
 
 
@@ -26,3 +28,16 @@ def scatter(src, idx, out):
     """out[idx[i]] = src[i]; the last write wins on repeated indices."""
     for i in range(idx.shape[0]):
         out[idx[i]] = src[i]
+
+
+@kernel
+def class_positions(target, classes):
+    """Flat positions ``i * classes + target[i]`` of each row's class in a row-major
+    ``(len(target), classes)`` array; an empty array if a target is not a class."""
+    out = np.empty(target.shape[0], np.int64)
+    for i in range(target.shape[0]):
+        t = target[i]
+        if t < 0 or t >= classes:
+            return out[:0]
+        out[i] = i * classes + t
+    return out

@@ -3,10 +3,10 @@
 A Program is an int64 instruction table (one row per instruction, see the
 column constants below), a float64 table of scalar operands, an int64 arena
 for index arrays, and one float arena holding the buffers of the step
-(intermediates, outputs, inputs copied in). Inputs and a training step's
-gradients are external buffers: a table says per call whether each sits in
-the arena or is read (written) where it lives, in one of two more arrays (an
-optimizer's parameter and gradient arenas), so those are not copied. Each
+(intermediates, outputs). Inputs and a training step's gradients are
+external buffers: a table says per call whether each is read (written) where
+it lives, by address (a batch, an optimizer's parameters and gradients: no
+copies), or sits in the arena. Each
 instruction names its buffers by reference and, for elementwise work, the 4-D
 geometry of each operand (element strides, zero where broadcast); the
 interpreter builds views and calls the same kernels eager mode calls. Contiguous same-shape operands
@@ -40,12 +40,15 @@ FLAT = 22           # bit 0: every operand is contiguous with the output's shape
 ROWS = 16           # or (binary only): A and OUT are DIMS[0] x DIMS[1] matrices, B one row
 WIDTH = 23
 
-# operand references: an arena offset, or (from 1 << EXT on) buffer ``ref >> EXT`` of the
-# call's table at offset ``ref & EXT_MASK`` (a Program's inputs, and a training step's
-# gradients: each placed per run in the arena, or read or written where it lives)
+# operand references: an arena offset, or (from 1 << EXT on) offset ``ref & EXT_MASK`` into
+# external buffer ``ref >> EXT`` (a Program's inputs, a training step's gradients), placed
+# per call by a row of the call's table: its address (memory the caller keeps alive: an
+# input where it lives, a gradient's home in an optimizer's arena), or 0 for its place in
+# the arena; that place; its size in elements
 EXT = 40
 EXT_ONE = 1 << EXT
 EXT_MASK = EXT_ONE - 1
+ADDRESS, HOME, SIZE = range(3)
 CHECKED = bool(numba_config.BOUNDSCHECK)  # fixed when compiled (the cache folder says which)
 
 
@@ -58,33 +61,32 @@ def _pointer(typingctx, like, address):
 
 
 @inline_kernel
-def _span(arena, bases, sizes, table, ref, n):
-    """``n`` elements at operand reference ``ref``: an offset into ``arena``, or (at least
-    ``1 << EXT``) an offset into buffer ``ref >> EXT`` of ``table``, which says which array
-    holds that buffer (0: arena, 1: xa, 2: xb, whose addresses and sizes are ``bases``
-    and ``sizes``) and where it starts.
+def _span(arena, base, table, ref, n):
+    """``n`` elements at operand reference ``ref``; ``base``: the arena's address.
 
     The view is made from a pointer: it carries no reference count (whose updates, and
     choosing among arrays, would cost more than a small instruction's work). Its bounds
     are checked where Numba's are (the tests): the check costs as much as the rest."""
+    item = arena.itemsize
     if ref < EXT_ONE:
-        where, off = 0, ref
-    else:
-        s = ref >> EXT
-        where, off = table[s, 0], table[s, 1] + (ref & EXT_MASK)
-    if CHECKED and (off < 0 or n < 0 or off + n > sizes[where]):
+        if CHECKED and (ref < 0 or n < 0 or ref + n > arena.shape[0]):
+            raise IndexError("an instruction's operand lies outside the arena")
+        return carray(_pointer(arena, base + ref * item), n)
+    s, rel = ref >> EXT, ref & EXT_MASK
+    if CHECKED and (n < 0 or rel + n > table[s, SIZE]):
         raise IndexError("an instruction's operand lies outside its buffer")
-    return carray(_pointer(arena, bases[where] + off * arena.itemsize), n)
+    at = table[s, ADDRESS]
+    if at == 0:
+        at = base + table[s, HOME] * item
+    return carray(_pointer(arena, at + rel * item), n)
 
 
 @inline_kernel
-def _tail(arena, bases, sizes, table, ref):
-    """The memory from operand reference ``ref`` to the end of its array (see ``_span``)."""
+def _tail(arena, base, table, ref):
+    """The memory from operand reference ``ref`` to the end of its buffer (see ``_span``)."""
     if ref < EXT_ONE:
-        return _span(arena, bases, sizes, table, ref, sizes[0] - ref)
-    s = ref >> EXT
-    return _span(arena, bases, sizes, table, ref,
-                 sizes[table[s, 0]] - table[s, 1] - (ref & EXT_MASK))
+        return _span(arena, base, table, ref, arena.shape[0] - ref)
+    return _span(arena, base, table, ref, table[ref >> EXT, SIZE] - (ref & EXT_MASK))
 
 
 @kernel
@@ -113,34 +115,31 @@ def _out4(dst, row):
 
 
 @kernel
-def interpret(code, scalars, indices, arena, xa, xb, table):
-    """Run every instruction of ``code`` over ``arena`` (and the external buffers that
-    ``table`` places in ``xa`` and ``xb``) in order."""
+def interpret(code, scalars, indices, arena, table):
+    """Run every instruction of ``code`` over ``arena`` and the external buffers that
+    ``table`` places, in order."""
     zero = arena.dtype.type(0)
     one = arena.dtype.type(1)
-    bases = np.empty(3, np.int64)
-    sizes = np.empty(3, np.int64)
-    bases[0], bases[1], bases[2] = arena.ctypes.data, xa.ctypes.data, xb.ctypes.data
-    sizes[0], sizes[1], sizes[2] = arena.shape[0], xa.shape[0], xb.shape[0]
+    base = arena.ctypes.data
     for k in range(code.shape[0]):
         row = code[k]
         op = row[OP]
         n = row[DIMS] * row[DIMS + 1] * row[DIMS + 2] * row[DIMS + 3]
         if op <= COPY:
             if row[FLAT] == 1:
-                out = _span(arena, bases, sizes, table, row[OUT], n)
-                a = _span(arena, bases, sizes, table, row[A], n)
+                out = _span(arena, base, table, row[OUT], n)
+                a = _span(arena, base, table, row[A], n)
                 if op == UNARY:
                     ew.unary(row[SUB], a, out)
                 elif op == BINARY:
-                    ew.binary(row[SUB], a, _span(arena, bases, sizes, table, row[B], n), out)
+                    ew.binary(row[SUB], a, _span(arena, base, table, row[B], n), out)
                 elif op == COMPARE:
-                    b = _span(arena, bases, sizes, table, row[B], n)
+                    b = _span(arena, base, table, row[B], n)
                     for i in range(n):
                         out[i] = one if ew_compare1(row[SUB], a[i], b[i]) else zero
                 elif op == WHERE:
-                    b = _span(arena, bases, sizes, table, row[B], n)
-                    c = _span(arena, bases, sizes, table, row[C], n)
+                    b = _span(arena, base, table, row[B], n)
+                    c = _span(arena, base, table, row[C], n)
                     for i in range(n):
                         out[i] = b[i] if a[i] != zero else c[i]
                 elif op == CLAMP:
@@ -152,30 +151,30 @@ def interpret(code, scalars, indices, arena, xa, xb, table):
                     out[:] = a
             elif row[FLAT] == ROWS:  # out = a (op) b with b one row added to each of a's
                 nr, nc = row[DIMS], row[DIMS + 1]
-                ew.binary_rows(row[SUB], _span(arena, bases, sizes, table, row[A], n).reshape((nr, nc)),
-                               _span(arena, bases, sizes, table, row[B], nc),
-                               _span(arena, bases, sizes, table, row[OUT], n).reshape((nr, nc)))
+                ew.binary_rows(row[SUB], _span(arena, base, table, row[A], n).reshape((nr, nc)),
+                               _span(arena, base, table, row[B], nc),
+                               _span(arena, base, table, row[OUT], n).reshape((nr, nc)))
             elif row[FLAT] > 1:  # 1-D, with the operands flagged in FLAT broadcast scalars
-                out = _span(arena, bases, sizes, table, row[OUT], n)
-                a = _flat(_tail(arena, bases, sizes, table, row[A]), n, row[FLAT] & 2)
-                b = _flat(_tail(arena, bases, sizes, table, row[B]), n, row[FLAT] & 4)
+                out = _span(arena, base, table, row[OUT], n)
+                a = _flat(_tail(arena, base, table, row[A]), n, row[FLAT] & 2)
+                b = _flat(_tail(arena, base, table, row[B]), n, row[FLAT] & 4)
                 if op == BINARY:
                     ew.binary(row[SUB], a, b, out)
                 elif op == COMPARE:  # the bool kernels store 1 and 0 into the float arena
                     ew.compare(row[SUB], a, b, out)
                 else:
-                    ew.where(a, b, _flat(_tail(arena, bases, sizes, table, row[C]), n, row[FLAT] & 8),
+                    ew.where(a, b, _flat(_tail(arena, base, table, row[C]), n, row[FLAT] & 8),
                              out)
             else:
-                out4 = _out4(_tail(arena, bases, sizes, table, row[OUT]), row)
-                a4 = _view(_tail(arena, bases, sizes, table, row[A]), row, SA)
+                out4 = _out4(_tail(arena, base, table, row[OUT]), row)
+                a4 = _view(_tail(arena, base, table, row[A]), row, SA)
                 if op == UNARY:
                     ew.unary_nd(row[SUB], a4, out4)
                 elif op == BINARY:
-                    ew.binary_nd(row[SUB], a4, _view(_tail(arena, bases, sizes, table, row[B]), row, SB),
+                    ew.binary_nd(row[SUB], a4, _view(_tail(arena, base, table, row[B]), row, SB),
                                  out4)
                 elif op == COMPARE:
-                    b4 = _view(_tail(arena, bases, sizes, table, row[B]), row, SB)
+                    b4 = _view(_tail(arena, base, table, row[B]), row, SB)
                     for i0 in range(out4.shape[0]):
                         for i1 in range(out4.shape[1]):
                             for i2 in range(out4.shape[2]):
@@ -183,8 +182,8 @@ def interpret(code, scalars, indices, arena, xa, xb, table):
                                     out4[i0, i1, i2, i3] = one if ew_compare1(
                                         row[SUB], a4[i0, i1, i2, i3], b4[i0, i1, i2, i3]) else zero
                 elif op == WHERE:
-                    b4 = _view(_tail(arena, bases, sizes, table, row[B]), row, SB)
-                    c4 = _view(_tail(arena, bases, sizes, table, row[C]), row, SC)
+                    b4 = _view(_tail(arena, base, table, row[B]), row, SB)
+                    c4 = _view(_tail(arena, base, table, row[C]), row, SC)
                     for i0 in range(out4.shape[0]):
                         for i1 in range(out4.shape[1]):
                             for i2 in range(out4.shape[2]):
@@ -200,24 +199,24 @@ def interpret(code, scalars, indices, arena, xa, xb, table):
                 else:
                     ew.cast_nd(a4, out4)
         elif op == FILL:
-            _span(arena, bases, sizes, table, row[OUT], row[DIMS])[:] = arena.dtype.type(scalars[row[SUB]])
+            _span(arena, base, table, row[OUT], row[DIMS])[:] = arena.dtype.type(scalars[row[SUB]])
         elif op == REDUCE:
             # DIMS: A, R, B of a contiguous input; SUB: reduce.SUM/PROD/MAX/MIN
             na, nr, nb = row[DIMS], row[DIMS + 1], row[DIMS + 2]
-            x = _span(arena, bases, sizes, table, row[A], na * nr * nb)
-            out = _span(arena, bases, sizes, table, row[OUT], na * nb)
+            x = _span(arena, base, table, row[A], na * nr * nb)
+            out = _span(arena, base, table, row[OUT], na * nb)
             if row[SUB] == rd.SUM and nb == 1:
                 rd.sum_rows(x.reshape((na, nr)), out)
             else:
                 rd.reduce(row[SUB], x.reshape((na, nr, nb)), out.reshape((na, nb)))
         elif op == STRIDED_COPY:
             # a contiguous block at A written into a strided window at OUT (strides SB)
-            ew.cast_nd(_view(_tail(arena, bases, sizes, table, row[A]), row, SA), _view(_tail(arena, bases, sizes, table, row[OUT]), row, SB))
+            ew.cast_nd(_view(_tail(arena, base, table, row[A]), row, SA), _view(_tail(arena, base, table, row[OUT]), row, SB))
         elif op == MM:
             nn_, kk, mm_ = row[DIMS], row[DIMS + 1], row[DIMS + 2]
-            a = _span(arena, bases, sizes, table, row[A], nn_ * kk)
-            b = _span(arena, bases, sizes, table, row[B], kk * mm_)
-            out = _span(arena, bases, sizes, table, row[OUT], nn_ * mm_).reshape((nn_, mm_))
+            a = _span(arena, base, table, row[A], nn_ * kk)
+            b = _span(arena, base, table, row[B], kk * mm_)
+            out = _span(arena, base, table, row[OUT], nn_ * mm_).reshape((nn_, mm_))
             if kk == 0:
                 out[:] = zero
             elif row[SUB] == 0:
@@ -230,9 +229,9 @@ def interpret(code, scalars, indices, arena, xa, xb, table):
                 np.dot(a.reshape((kk, nn_)).T, b.reshape((mm_, kk)).T, out)
         elif op == BMM:
             nb_, nn_, kk, mm_ = row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]
-            a3 = _span(arena, bases, sizes, table, row[A], nb_ * nn_ * kk).reshape((nb_, nn_, kk))
-            b3 = _span(arena, bases, sizes, table, row[B], nb_ * kk * mm_).reshape((nb_, kk, mm_))
-            o3 = _span(arena, bases, sizes, table, row[OUT], nb_ * nn_ * mm_).reshape((nb_, nn_, mm_))
+            a3 = _span(arena, base, table, row[A], nb_ * nn_ * kk).reshape((nb_, nn_, kk))
+            b3 = _span(arena, base, table, row[B], nb_ * kk * mm_).reshape((nb_, kk, mm_))
+            o3 = _span(arena, base, table, row[OUT], nb_ * nn_ * mm_).reshape((nb_, nn_, mm_))
             if kk == 0:
                 o3[:] = zero
             else:
@@ -240,26 +239,26 @@ def interpret(code, scalars, indices, arena, xa, xb, table):
         elif op == GATHER:
             # DIMS[0]: count; SUB: offset of the index list in ``indices``
             m = row[DIMS]
-            ix.gather(_tail(arena, bases, sizes, table, row[A]), indices[row[SUB]:row[SUB] + m],
-                      _span(arena, bases, sizes, table, row[OUT], m))
+            ix.gather(_tail(arena, base, table, row[A]), indices[row[SUB]:row[SUB] + m],
+                      _span(arena, base, table, row[OUT], m))
         elif op == SCATTER_ADD:
             # out (DIMS[1] elements) = 0, then out[idx] += src
             m = row[DIMS]
-            out = _span(arena, bases, sizes, table, row[OUT], row[DIMS + 1])
+            out = _span(arena, base, table, row[OUT], row[DIMS + 1])
             out[:] = zero
-            ix.scatter_add(_span(arena, bases, sizes, table, row[A], m),
+            ix.scatter_add(_span(arena, base, table, row[A], m),
                            indices[row[SUB]:row[SUB] + m], out)
         elif op == SCATTER:
             # out = x (DIMS[1] elements), then out[idx] = src
             m = row[DIMS]
-            out = _span(arena, bases, sizes, table, row[OUT], row[DIMS + 1])
-            out[:] = _span(arena, bases, sizes, table, row[B], row[DIMS + 1])
-            ix.scatter(_span(arena, bases, sizes, table, row[A], m), indices[row[SUB]:row[SUB] + m],
+            out = _span(arena, base, table, row[OUT], row[DIMS + 1])
+            out[:] = _span(arena, base, table, row[B], row[DIMS + 1])
+            ix.scatter(_span(arena, base, table, row[A], m), indices[row[SUB]:row[SUB] + m],
                        out)
         elif op == SOFTMAX:
             na, nr, nb = row[DIMS], row[DIMS + 1], row[DIMS + 2]
-            x = _span(arena, bases, sizes, table, row[A], na * nr * nb).reshape((na, nr, nb))
-            out = _span(arena, bases, sizes, table, row[OUT], na * nr * nb).reshape((na, nr, nb))
+            x = _span(arena, base, table, row[A], na * nr * nb).reshape((na, nr, nb))
+            out = _span(arena, base, table, row[OUT], na * nr * nb).reshape((na, nr, nb))
             nn.softmax(x, out, row[SUB] == 1)
     return 0
 
