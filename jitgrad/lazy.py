@@ -159,10 +159,12 @@ class _Step:
     follows a given prefix with a given key (its outputs, its autograd treatment) and,
     for the sequence ending here, its Programs and cached training steps."""
 
-    __slots__ = ("children", "metas", "mode", "fdtype", "programs", "train", "deferred")
+    __slots__ = ("children", "last", "metas", "mode", "fdtype", "programs", "train",
+                 "deferred")
 
     def __init__(self, fdtype=None, deferred=False):
         self.children = {}
+        self.last = None  # (op, grad, akey, refs, child) of the child last taken
         self.deferred = deferred  # some op on the path to here defers its grad_fn
         self.metas = None    # [(shape, dtype, view)] per output
         self.mode = 0        # 0: outputs finished by ops.finish (views, several outputs,
@@ -228,7 +230,8 @@ def record(op, inputs, attrs, name, akey=None):
     slots = rec.slots
     n_ext = len(slots)
     operands = inputs
-    if akey is None:
+    given = akey is not None
+    if not given:
         if not attrs:
             akey = ()
         elif "cond" in attrs:
@@ -269,25 +272,19 @@ def record(op, inputs, attrs, name, akey=None):
                 slot = slots.get(id(t))
                 refs.append(_bind(rec, t) if slot is None else -1 - slot)
         refs = tuple(refs)
-    key = (op, rec.grad and name is not None, akey, refs)
+    grad = rec.grad and name is not None
     node = rec.node
-    try:
-        step = node.children.get(key)
-    except TypeError:  # unhashable attributes (lists, slices, arrays): a structural key
-        key = (op, rec.grad and name is not None, _attrs_key(attrs), refs)
-        step = node.children.get(key)
-    if step is None:
-        try:
-            step = _new_step(op, inputs, operands, attrs, name, node)
-        except BaseException:  # bad input: raise at the call site, recording nothing
-            _unbind(rec, n_ext)
-            raise
-        if step is None:   # a different float dtype: it starts a segment of its own
-            _unbind(rec, n_ext)
+    last = node.last  # a loop takes the same child each time: no key to hash then (for
+    # callers that pass the same attributes key object each time)
+    if (last is not None and last[0] is op and last[2] is akey and last[3] == refs
+            and last[1] is grad):
+        step = last[4]
+    else:
+        step = _child(node, op, inputs, operands, attrs, name, grad, akey, refs, rec, n_ext,
+                      given)
+        if step is None:  # a different float dtype: it starts a segment of its own
             _realize_segment()
             return record(op, inputs, attrs, name)
-        node.children[key] = step
-        _trie_size[0] += 1
     mode = step.mode
     if mode < 0:
         _unbind(rec, n_ext)
@@ -324,6 +321,32 @@ def record(op, inputs, attrs, name, akey=None):
     if len(recs) >= MAX_OPS:
         _realize_segment()
     return out
+
+
+def _child(node, op, inputs, operands, attrs, name, grad, akey, refs, rec, n_ext, given):
+    """The trie child of ``node`` for this op (made, and its checks run, when new); None
+    when its float dtype differs from the segment's (after unbinding its inputs).
+    ``given``: ``akey`` is the caller's own object (remembered as the last child's)."""
+    key = (op, grad, akey, refs)
+    try:
+        step = node.children.get(key)
+    except TypeError:  # unhashable attributes (lists, slices, arrays): a structural key
+        key = (op, grad, _attrs_key(attrs), refs)
+        step = node.children.get(key)
+    if step is None:
+        try:
+            step = _new_step(op, inputs, operands, attrs, name, node)
+        except BaseException:  # bad input: raise at the call site, recording nothing
+            _unbind(rec, n_ext)
+            raise
+        if step is None:
+            _unbind(rec, n_ext)
+            return None
+        node.children[key] = step
+        _trie_size[0] += 1
+    if given:
+        node.last = (op, grad, akey, refs, step)
+    return step
 
 
 def _bind(rec, t):

@@ -118,7 +118,7 @@ def apply(op, inputs, grad_fn_name, **attrs):
     """Run ``op`` on tensors ``inputs`` (or record it, in lazy mode) and record it for
     autograd when needed."""
     if _lazy._STATE["lazy"]:
-        outs = _lazy.record(op, inputs, attrs, grad_fn_name)
+        outs = _lazy.record(op, inputs, attrs, grad_fn_name, None if attrs else ())
         if outs is not None:
             return outs
         _lazy._stats["eager_fallbacks"] += 1
