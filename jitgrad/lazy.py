@@ -127,13 +127,21 @@ class Pending:
     once made; ``vc`` the output's version counter (for a saved output).
     """
 
-    __slots__ = ("op", "inputs", "attrs", "index", "shape", "dtype", "seg", "pos", "view",
-                 "grad", "_v", "node", "vc", "__weakref__")
+    __slots__ = ("op", "inputs", "attrs", "shape", "dtype", "seg", "pos", "grad", "vc",
+                 "__weakref__", "__dict__")
+    # set on few Pendings, or later: kept in the instance dict when set, so that making
+    # the many others (one per recorded op) costs less
+    index = 0
+    view = None
+    _v = None
+    node = None
 
     def __init__(self, op, inputs, attrs, index, shape, dtype, seg, pos):
-        self.op, self.inputs, self.attrs, self.index = op, inputs, attrs, index
+        self.op, self.inputs, self.attrs = op, inputs, attrs
         self.shape, self.dtype, self.seg, self.pos = shape, dtype, seg, pos
-        self.view = self.grad = self._v = self.node = self.vc = None
+        self.grad = self.vc = None
+        if index:
+            self.index = index
 
     @property
     def layout(self):
@@ -231,7 +239,7 @@ def record(op, inputs, attrs, name, akey=None):
     n_ext = len(slots)
     operands = inputs
     given = akey is not None
-    if not given:
+    if akey is None:
         if not attrs:
             akey = ()
         elif "cond" in attrs:
@@ -239,7 +247,8 @@ def record(op, inputs, attrs, name, akey=None):
             akey = tuple([(k, v) for k, v in attrs.items() if k != "cond"])
         else:
             akey = tuple(attrs.items())
-    if len(operands) == 1:
+    n_in = len(operands)
+    if n_in == 1:
         t = operands[0]
         p = t._lazy
         if p is not None and p.seg is seg:
@@ -247,7 +256,7 @@ def record(op, inputs, attrs, name, akey=None):
         else:
             refs = slots.get(id(t))
             refs = _bind(rec, t) if refs is None else -1 - refs
-    elif len(operands) == 2:  # unrolled: the common binary case
+    elif n_in == 2:  # unrolled: the common binary case
         t, u = operands
         p = t._lazy
         if p is not None and p.seg is seg:
@@ -295,19 +304,22 @@ def record(op, inputs, attrs, name, akey=None):
         shape, dtype, view = step.metas[0]
         # the hot path: the output and its Pending made inline (no __init__ calls)
         p = _new_object(Pending)
-        p.op, p.inputs, p.attrs, p.index, p.shape, p.dtype = op, inputs, attrs, 0, shape, dtype
-        p.seg, p.pos, p.view, p._v = seg, len(recs), None, None
+        pos = len(recs)
+        p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
+            op, inputs, attrs, shape, dtype, seg, pos)
         recs.append(p)
         t = _new_object(_Tensor)
-        t._value, t._lazy, t._vc = None, p, [0]
-        p.node = None
+        t._value, t._lazy = None, p
         if mode == 2:
-            p.grad, p.vc = name, t._vc
-            t._requires_grad, t._grad_fn = True, p
+            vc = [0]
+            p.grad, p.vc = name, vc
+            t._vc, t._requires_grad, t._grad_fn = vc, True, p
         else:
             p.grad = p.vc = None
-            t._requires_grad, t._grad_fn = False, None
-        out = t
+            t._vc, t._requires_grad, t._grad_fn = [0], False, None
+        if pos >= MAX_OPS - 1:
+            _realize_segment()
+        return t
     else:
         metas = step.metas
         outs = []

@@ -405,10 +405,11 @@ class Tensor:
             if value is not None:
                 capture.item(pending, value)
                 return value
-        if self._data.size != 1:
+        value = self._data
+        if value.size != 1:
             raise RuntimeError(
-                f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
-        return self._data.reshape(-1)[0].item()
+                f"a Tensor with {value.size} elements cannot be converted to Scalar")
+        return value.item()
 
     def tolist(self):
         _user_read()

@@ -421,6 +421,42 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return total / Tensor._make(w.sum(dtype=w.dtype)) if reduction == "mean" else total
 
 
+_LOG_SOFTMAX_ROWS = {"dim": 1}
+
+
+def _cross_entropy_lane(input, target, reduction):
+    """Lazy mode's lane for the common ``cross_entropy``: ``(M, C)`` float logits, ``(M,)``
+    class labels all in range, no weights or smoothing. Records what the general path
+    records (log_softmax, take, neg, mean or sum) without its checks on the way; None
+    when this is not that case (the general path then checks and raises as PyTorch)."""
+    if type(input) is not Tensor or type(target) is not Tensor:
+        return None
+    xs, ts = input._shape, target._shape
+    d = input._npdtype
+    if (len(xs) != 2 or len(ts) != 1 or xs[0] != ts[0] or not xs[0]
+            or target._npdtype != np.int64 or (d is not _F32 and d is not _F64)):
+        return None
+    m, c = xs
+    idx = _index.class_positions(np.ascontiguousarray(target._data), c)
+    if idx.shape[0] != m:
+        return None  # a label out of range: the general path raises PyTorch's error
+    record = _lazy.record
+    logp = record(ops._LOG_SOFTMAX, [input], _LOG_SOFTMAX_ROWS, "LogSoftmaxBackward0",
+                  _LOG_SOFTMAX_KEY)
+    if logp is None:
+        return None
+    picked = record(ops._TAKE, [logp], {"idx": idx, "rows": (target, c)}, "TakeBackward0",
+                    (("idx", ("array", (m,), "<i8")), ("rows", (None, c))))
+    if picked is None:
+        return None
+    losses = -picked
+    return losses.mean() if reduction == "mean" else losses.sum()
+
+
+_LOG_SOFTMAX_KEY = tuple(_LOG_SOFTMAX_ROWS.items())
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
                   reduce=None, reduction="mean", label_smoothing=0.0):
     """``nll_loss(log_softmax(input, 1), target)``: softmax cross-entropy, computed stably.
@@ -428,6 +464,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     ``target`` holds class indices, or class probabilities shaped like ``input``.
     ``label_smoothing`` is supported without class ``weight``.
     """
+    if (_lazy._STATE["lazy"] and weight is None and ignore_index == -100
+            and not label_smoothing and reduction in ("mean", "sum")):
+        out = _cross_entropy_lane(input, target, reduction)
+        if out is not None:
+            return out
     _check_reduction(reduction)
     logp = ops.log_softmax(input, 0 if input.ndim == 1 else 1)
     if target.dtype.is_floating_point:
