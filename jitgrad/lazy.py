@@ -1545,6 +1545,11 @@ class _Recorder:
 class _TrainEntry:
     def __init__(self, program, extra, index_specs, grads):
         self.program, self.extra, self.index_specs, self.grads = program, extra, index_specs, grads
+        # per index spec: the earlier spec reading the same array (a forward index and the
+        # backward's scatter), whose array it reuses, or None
+        first = {}
+        self.index_same = [first.setdefault((place, kind), j) if const is None else j
+                           for j, (place, kind, shape, const) in enumerate(index_specs)]
         self.other_grads = [(k, kind, src) for k, _, (kind, src) in grads if kind != "n"]
         self._hand = None  # how the gradients of the last run's inputs are handed out
 
@@ -1576,8 +1581,10 @@ class _TrainEntry:
         for v in self.extra:
             values.append(seed_value if v is None else v)
         if indices is None:
-            indices = [_index_array(recs[place].attrs, kind, shape) if const is None else const
-                       for place, kind, shape, const in self.index_specs]
+            indices = []
+            for (place, kind, shape, const), j in zip(self.index_specs, self.index_same):
+                indices.append(indices[j] if j < len(indices) else (
+                    _index_array(recs[place].attrs, kind, shape) if const is None else const))
         hand = self._hand  # (no arena views kept: the arena is reused only when unreferenced)
         if hand is None or not all(map(operator.is_, hand.ext, ext)):
             hand = self._hand = _HandOut(self, ext)
