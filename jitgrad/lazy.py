@@ -736,7 +736,8 @@ class Program:
             return value[p.index] if isinstance(value, tuple) else value
         off, n = self.node_slots[k]
         value = arena[off:off + n].reshape(p.shape)
-        return value if p.dtype == self.fdtype else value.astype(p.dtype)
+        d = p.dtype
+        return value if d is self.fdtype or d == self.fdtype else value.astype(d)
 
 
 class _Plan:
@@ -1435,7 +1436,9 @@ def run_cached_step(root, retain_graph):
     for t in rec.ext:
         if t._hooks is not None and t._requires_grad:
             return False
-    seed = _Tensor._make(_ones(p.shape, p.dtype))  # the engine's: the same array each time
+    seed = entry.seed  # the implicit gradient, 1 (never handed out: made once per entry)
+    if seed is None:
+        seed = entry.seed = _Tensor._make(_ones(p.shape, p.dtype))  # the engine's array
     _stats["cache_hits"] += 1
     capture = _tls.capture
     if capture is not None:
@@ -1552,6 +1555,7 @@ class _TrainEntry:
                            for j, (place, kind, shape, const) in enumerate(index_specs)]
         self.other_grads = [(k, kind, src) for k, _, (kind, src) in grads if kind != "n"]
         self._hand = None  # how the gradients of the last run's inputs are handed out
+        self.seed = None  # run_cached_step's seed tensor
 
     def run(self, seed, retain_graph):
         rec = _tls.rec
