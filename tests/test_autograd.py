@@ -1230,3 +1230,8 @@ def test_anomaly_detection_names_the_function_that_made_nan():
     x.grad = None
     (x.sqrt() * 0).sum().backward()  # outside the mode: NaN passes silently, as in PyTorch
     assert np.isnan(x.grad.numpy()[0])
+    # a step lazy mode has cached (seen twice now) still runs the checks in the mode
+    x.grad = None
+    with pytest.warns(UserWarning), jg.autograd.detect_anomaly():
+        with pytest.raises(RuntimeError, match="'SqrtBackward0' returned nan values"):
+            (x.sqrt() * 0).sum().backward()
