@@ -4,7 +4,6 @@ import numbers
 import numpy as np
 
 from . import dtypes as dt
-from . import lazy as _lazy
 from . import ops
 from .tensor import Tensor, _check_device, device as _device
 
@@ -50,54 +49,12 @@ def _binary(fn, reflected=False):
     return method
 
 
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-
-
-def _recorded(fn, op, name):
-    """``fn`` as an operator with a lane for lazy mode's common case: float operands of one
-    dtype (or a float tensor and a Python float) go straight to the recorder, whose trie
-    already knows the op's checks passed for operands like these; anything else (and any
-    op the recorder declines) takes ``fn``'s general path with its checks and errors."""
-    general = _binary(fn)
-    state, record, wrap, from_np = _lazy._STATE, _lazy.record, ops._wrap, dt._FROM_NP
-    # per dtype: the attributes and their key, made once (nothing writes to an op's
-    # attrs), the jitgrad dtype, and the shared tensors of nonzero floats seen so far
-    # (the key names the dtype by its string: hashing a numpy dtype costs 50 ns per op)
-    lane32, lane64 = [({"dtype": d}, (("dtype", d.str),), from_np[d], {}) for d in (_F32, _F64)]
-
-    def method(self, other):
-        if state["lazy"]:
-            v = self._value
-            d = v.dtype if v is not None else self._lazy.dtype
-            lane = lane32 if d is _F32 else (lane64 if d is _F64 else None)
-            if lane is not None:
-                attrs, akey, d, floats = lane
-                if isinstance(other, Tensor):
-                    w = other._value
-                    if (w.dtype if w is not None else other._lazy.dtype) is attrs["dtype"]:
-                        out = record(op, [self, other], attrs, name, akey)
-                        if out is not None:
-                            return out
-                elif type(other) is float:
-                    c = floats.get(other) if other else None  # 0.0 == -0.0: not cached
-                    if c is None:
-                        c = wrap(other, d)
-                        if other:
-                            if len(floats) > 4096:
-                                floats.clear()
-                            floats[other] = c
-                    out = record(op, [self, c], attrs, name, akey)
-                    if out is not None:
-                        return out
-        return general(self, other)
-    return method
-
-
 # as in PyTorch, ``2 * x`` is ``x.mul(2)``: the tensor stays the first operand
-Tensor.__add__ = Tensor.__radd__ = _recorded(ops.add, ops._ADD, "AddBackward0")
-Tensor.__sub__ = _recorded(ops.sub, ops._SUB, "SubBackward0")
-Tensor.__mul__ = Tensor.__rmul__ = _recorded(ops.mul, ops._MUL, "MulBackward0")
-Tensor.__truediv__ = _recorded(ops.div, ops._DIV, "DivBackward0")
+# (with lazy mode's lane in front: see ops._binary_lane)
+Tensor.__add__ = Tensor.__radd__ = ops._binary_lane(ops._ADD, "AddBackward0", _binary(ops._add))
+Tensor.__sub__ = ops._binary_lane(ops._SUB, "SubBackward0", _binary(ops._sub))
+Tensor.__mul__ = Tensor.__rmul__ = ops._binary_lane(ops._MUL, "MulBackward0", _binary(ops._mul))
+Tensor.__truediv__ = ops._binary_lane(ops._DIV, "DivBackward0", _binary(ops._div))
 Tensor.__floordiv__ = _binary(ops.floor_divide)
 Tensor.__rfloordiv__ = _binary(ops.floor_divide, reflected=True)
 Tensor.__mod__ = _binary(ops.remainder)

@@ -436,18 +436,56 @@ sigmoid_backward = _fused_backward(
     (0, 1), "``grad * out * (1 - out)``: sigmoid's backward from its output ``out``.")
 
 
-def add(input, other, alpha=1):
-    """``input + alpha * other`` with broadcasting and type promotion."""
-    if alpha != 1:
-        other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
+def _binary_lane(op, name, general):
+    """``general(a, b)`` with a lane for lazy mode's common case in front: float operands of
+    one dtype (or a float tensor and a Python float) go straight to the recorder, whose trie
+    already knows the op's checks passed for operands like these; anything else (and any op
+    the recorder declines) takes ``general`` with its checks and errors. The operators use
+    it too (``jitgrad._methods``): it is the hot path of every elementwise expression."""
+    state, record, wrap = _lazy._STATE, _lazy.record, _wrap
+    # per dtype: the attributes and their key, made once (nothing writes to an op's
+    # attrs), the jitgrad dtype, and the shared tensors of nonzero floats seen so far
+    # (the key names the dtype by its string: hashing a numpy dtype costs 50 ns per op)
+    lane32, lane64 = [({"dtype": d}, (("dtype", d.str),), dt._FROM_NP[d], {})
+                      for d in (_F32, _F64)]
+
+    def fn(input, other):
+        if state["lazy"]:
+            try:
+                v = input._value
+            except AttributeError:  # a number first (the function form): the general path
+                return general(input, other)
+            d = v.dtype if v is not None else input._lazy.dtype
+            lane = lane32 if d is _F32 else (lane64 if d is _F64 else None)
+            if lane is not None:
+                attrs, akey, d, floats = lane
+                if isinstance(other, Tensor):
+                    w = other._value
+                    if (w.dtype if w is not None else other._lazy.dtype) is attrs["dtype"]:
+                        out = record(op, [input, other], attrs, name, akey)
+                        if out is not None:
+                            return out
+                elif type(other) is float:
+                    c = floats.get(other) if other else None  # 0.0 == -0.0: not cached
+                    if c is None:
+                        c = wrap(other, d)
+                        if other:
+                            if len(floats) > 4096:
+                                floats.clear()
+                            floats[other] = c
+                    out = record(op, [input, c], attrs, name, akey)
+                    if out is not None:
+                        return out
+        return general(input, other)
+    return fn
+
+
+def _add(input, other):
     a, b, d = _promote(input, other, "add")
     return apply(_ADD, [a, b], "AddBackward0", dtype=d.np)
 
 
-def sub(input, other, alpha=1):
-    """``input - alpha * other``."""
-    if alpha != 1:
-        other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
+def _sub(input, other):
     a, b, d = _promote(input, other, "sub")
     if d is dt.bool_:
         raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
@@ -455,24 +493,46 @@ def sub(input, other, alpha=1):
     return apply(_SUB, [a, b], "SubBackward0", dtype=d.np)
 
 
-def mul(input, other):
-    """``input * other``."""
+def _mul(input, other):
     a, b, d = _promote(input, other, "mul")
     return apply(_MUL, [a, b], "MulBackward0", dtype=d.np)
 
 
-def div(input, other, rounding_mode=None):
-    """True division (ints give floats); ``rounding_mode='floor'`` floors."""
-    if rounding_mode == "floor":
-        a, b, d = _promote(input, other, "div")
-        return apply(_DIV_FLOOR, [a, b], "DivBackward2", dtype=d.np)
-    if rounding_mode is not None:
-        raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
-                           f"but found '{rounding_mode}'")
+def _div(input, other):
     a, b, d = _promote(input, other, "div")
     if not d.is_floating_point:
         d = dt.get_default_dtype()
     return apply(_DIV, [a, b], "DivBackward0", dtype=d.np)
+
+
+def add(input, other, alpha=1):
+    """``input + alpha * other`` with broadcasting and type promotion."""
+    if alpha != 1:
+        other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
+    return _add_lane(input, other)
+
+
+def sub(input, other, alpha=1):
+    """``input - alpha * other``."""
+    if alpha != 1:
+        other = other * alpha if not isinstance(other, Tensor) else mul(other, alpha)
+    return _sub_lane(input, other)
+
+
+def mul(input, other):
+    """``input * other``."""
+    return _mul_lane(input, other)
+
+
+def div(input, other, rounding_mode=None):
+    """True division (ints give floats); ``rounding_mode='floor'`` floors."""
+    if rounding_mode is None:
+        return _div_lane(input, other)
+    if rounding_mode == "floor":
+        a, b, d = _promote(input, other, "div")
+        return apply(_DIV_FLOOR, [a, b], "DivBackward2", dtype=d.np)
+    raise RuntimeError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
+                       f"but found '{rounding_mode}'")
 
 
 true_divide = divide = div
@@ -1962,6 +2022,11 @@ def setitem(self, key, value):
 # tensors.py's helpers reach these names through the module namespace
 from .tensor import arange, zeros  # noqa: E402
 from . import lazy as _lazy  # noqa: E402  (lazy mode records through apply)
+
+_add_lane = _binary_lane(_ADD, "AddBackward0", _add)  # (they read the recorder when made)
+_sub_lane = _binary_lane(_SUB, "SubBackward0", _sub)
+_mul_lane = _binary_lane(_MUL, "MulBackward0", _mul)
+_div_lane = _binary_lane(_DIV, "DivBackward0", _div)
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
     "builtins", "collections", "numbers", "np", "L", "dt", "ew", "rd", "Tensor", "Op",
