@@ -745,7 +745,8 @@ class _Plan:
     objects come back (parameters, a fixed batch), whose memory stays where it is.
 
     ``where``: the buffer table, with the address of each input read where it lives
-    (contiguous, of the Program's dtype, not ``must_copy``; ``values`` keeps it alive);
+    (contiguous, aligned, of the Program's dtype, not ``must_copy``; ``values`` keeps
+    it alive);
     ``copies``: ``(arena offset, n, source)`` for the others; ``scalar_inputs``: the
     writable 0-d inputs ``(scalar slot, array)``; ``table``: the scalar table with the
     read-only 0-d inputs (shared constants) filled in."""
@@ -762,8 +763,8 @@ class _Plan:
                     self.scalar_inputs.append((buf, v))
                 else:  # owns read-only memory (a wrapped Python number): never changes
                     self.table[buf] = v.item()
-            elif (v.dtype == program.fdtype and v.flags.c_contiguous and v.size
-                  and buf not in program.must_copy):
+            elif (v.dtype == program.fdtype and v.flags.c_contiguous and v.flags.aligned
+                  and v.size and buf not in program.must_copy):
                 where[buf, I.ADDRESS] = _address(v)
             else:
                 self.copies.append((where[buf, I.HOME], n, v.reshape(-1)))
@@ -1626,7 +1627,7 @@ class _HandOut:
     """Where a training step's gradients go for one list of inputs ``ext``: ``computed``,
     per gradient the Program computes, (leaf, its optimizer home or None, arena offset,
     size); ``homed`` and ``homes`` (for ``Program.execute``), set when all those leaves
-    have homes the Program can write into (writable, contiguous, of its dtype)."""
+    have homes the Program can write into (writable, contiguous, aligned, of its dtype)."""
 
     def __init__(self, entry, ext):
         self.ext = list(ext)
@@ -1640,8 +1641,8 @@ class _HandOut:
             self.computed.append((leaf, home, program.node_slots[src][0], n))
             buf = program.out_bufs.get(src)
             if (self.homes is not None and buf is not None and home is not None
-                    and home.flags.writeable and home.flags.c_contiguous
-                    and home.dtype == program.fdtype and home.size == n):
+                    and home.flags.writeable and home.flags.c_contiguous and home.flags.aligned
+                    and home.dtype == program.fdtype and home.size == n and n):
                 self.homes.append((buf, _address(home)))
                 self.homed.append((leaf, home))
             else:

@@ -485,6 +485,36 @@ def test_replayed_step_reads_parameters_and_writes_gradients_in_place(hook, zero
         assert all(not e.program._plan.copies for e in entries)  # batch, parameters
 
 
+def test_inputs_read_in_place_or_copied_give_eager_values(lazy_mode):
+    """A Program reads a contiguous, aligned input of its dtype where it lives and copies
+    any other in (a strided or misaligned array from numpy): the values are eager mode's
+    either way, and follow the array's contents from step to step."""
+    raw = np.zeros(4 * 12 + 1, np.uint8)
+    misaligned = np.frombuffer(raw.data, np.float32, count=12, offset=1).reshape(3, 4)
+    assert not misaligned.flags.aligned
+    base = np.arange(24, dtype=np.float32).reshape(3, 8) / 10
+    w = jg.randn(3, 4, requires_grad=True)
+
+    def run(x):
+        w.grad = None
+        loss = ((x * w).tanh() * x).sum()
+        loss.backward()
+        return loss.item(), w.grad.numpy().copy()
+
+    for step in range(3):
+        misaligned[...] = np.arange(12).reshape(3, 4) * (step + 1) / 10
+        base *= -1
+        for array in (misaligned, base[:, ::2], base[:, :4].copy()):
+            got = run(jg.from_numpy(array))
+            jg.set_mode("eager")
+            try:
+                want = run(jg.from_numpy(array))
+            finally:
+                jg.set_mode("lazy")
+            assert got[0] == pytest.approx(want[0], rel=1e-6)
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
+
+
 def test_interpreter_checks_operand_bounds_under_test():
     """The interpreter makes operand views from pointers; with Numba's bounds checks on
     (the tests) an operand outside its buffer raises instead of touching other memory."""
