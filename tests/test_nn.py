@@ -218,6 +218,38 @@ def test_sequential_follows_changes_to_its_children(lazy_mode):
     ints = nn.Sequential(nn.Tanh())(jg.tensor([0, 1, 2]))
     np.testing.assert_allclose(ints.numpy(), np.tanh([0, 1, 2]), rtol=1e-6)
 
+
+@pytest.mark.parametrize("dtype", [jg.float32, jg.float64])
+def test_lazy_lanes_match_eager_training(dtype, lazy_mode):
+    """The lanes lazy mode records directly (Sequential's layers, cross-entropy's common
+    case) train as eager mode does: float32 and float64, mean and sum, with and without
+    autograd; out-of-range labels still raise PyTorch's error at the call."""
+    def train(mode):
+        jg.set_mode(mode)
+        try:
+            jg.manual_seed(1)
+            model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 7), nn.Sigmoid(),
+                                  nn.Linear(7, 3)).to(dtype)
+            opt = jg.optim.SGD(model.parameters(), lr=0.1)
+            x, y = jg.randn(6, 5, dtype=dtype), jg.tensor([0, 2, 1, 2, 0, 1])
+            out = []
+            for step in range(4):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x), y, reduction="mean" if step % 2 else "sum")
+                loss.backward()
+                opt.step()
+                with jg.no_grad():
+                    out.append((loss.item(), model(x).numpy().copy()))
+            return out
+        finally:
+            jg.set_mode("lazy")
+
+    for (a, pa), (b, pb) in zip(train("lazy"), train("eager")):
+        assert a == pytest.approx(b, rel=1e-5)
+        np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):
+        F.cross_entropy(jg.randn(2, 3, dtype=dtype), jg.tensor([0, 3]))
+
 REPRS = [
     (lambda m: m.Linear(64, 128), "Linear(in_features=64, out_features=128, bias=True)"),
     (lambda m: m.Conv2d(1, 8, 3, padding=1, bias=False),
