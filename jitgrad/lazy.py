@@ -1409,17 +1409,12 @@ def train_step(root, seed, retain_graph):
     """Run ``root.backward(seed)`` from a cached Program (returns True), or return a
     recorder that registers this step's Program after the engine has traced it, or None
     when the step is not eligible (hooks, a grad_fn already made, ...)."""
-    rec = _tls.rec
     entry = _train_entry(root, seed)
-    capture = _tls.capture
     if entry is None or entry.__class__ is _Recorder:
-        if capture is not None:
-            capture.fail("backward ran the autograd engine (a first step, hooks, ...)")
+        if _tls.capture is not None:
+            _tls.capture.fail("backward ran the autograd engine (a first step, hooks, ...)")
         return entry
-    _stats["cache_hits"] += 1
-    if capture is not None:
-        capture.train(entry, rec.ext, rec.seg, seed, retain_graph, rec.recs)
-    entry.run(seed, retain_graph)
+    _run_entry(entry, seed, retain_graph)
     return True
 
 
@@ -1427,24 +1422,16 @@ def run_cached_step(root, retain_graph):
     """``root.backward()`` (the implicit gradient of a scalar) from a cached Program, if
     this step has one: returns True when it ran, False (having done nothing) otherwise."""
     p = root._lazy
-    rec = _tls.rec
-    seg = rec.seg
-    if p.seg is not seg or seg.materialized or rec.node.train is None:
+    train = _tls.rec.node.train
+    if train is None or _anomaly_state.__dict__.get("enabled"):
         return False
-    entry = rec.node.train.get((p.pos, p.dtype))
-    if entry is None or _anomaly_state.__dict__.get("enabled"):
+    entry = train.get((p.pos, p.dtype))
+    if entry is None or not _eligible(p):
         return False
-    for t in rec.ext:
-        if t._hooks is not None and t._requires_grad:
-            return False
     seed = entry.seed  # the implicit gradient, 1 (never handed out: made once per entry)
     if seed is None:
         seed = entry.seed = _Tensor._make(_ones(p.shape, p.dtype))  # the engine's array
-    _stats["cache_hits"] += 1
-    capture = _tls.capture
-    if capture is not None:
-        capture.train(entry, rec.ext, seg, seed, retain_graph, rec.recs)
-    entry.run(seed, retain_graph)
+    _run_entry(entry, seed, retain_graph)
     return True
 
 
@@ -1452,16 +1439,31 @@ _ones = None  # set by jitgrad.autograd.engine: a shared read-only array of ones
 _tensor._run_cached_step = run_cached_step
 
 
-def _train_entry(root, seed):
+def _eligible(p):
+    """Whether a backward from pending ``p`` can be a cached step: ``p`` is in the segment
+    being recorded, none of whose grad_fns was made, and no input it reads has hooks."""
     rec = _tls.rec
-    p = root._lazy
     if p is None or p.seg is not rec.seg or rec.seg.materialized:
-        return None
+        return False
     for t in rec.ext:
         if t._hooks is not None and t._requires_grad:
-            return None
-    if seed._value is None:
+            return False
+    return True
+
+
+def _run_entry(entry, seed, retain_graph):
+    rec = _tls.rec
+    _stats["cache_hits"] += 1
+    if _tls.capture is not None:
+        _tls.capture.train(entry, rec.ext, rec.seg, seed, retain_graph, rec.recs)
+    entry.run(seed, retain_graph)
+
+
+def _train_entry(root, seed):
+    p = root._lazy
+    if seed._value is None or not _eligible(p):
         return None
+    rec = _tls.rec
     key = (p.pos, seed._value.dtype)
     node = rec.node
     entry = node.train.get(key) if node.train is not None else None
@@ -1608,15 +1610,10 @@ class _TrainEntry:
                 g = _new_object(_Tensor)  # Tensor._make(home), inline
                 g._value, g._lazy, g._vc, g._requires_grad, g._grad_fn = home, None, [0], False, None
                 leaf._grad = g
-        else:
-            for leaf, home, off, n in hand.computed:
-                g = arena[off:off + n]
-                if (home is not None and leaf._grad is None and leaf._hooks is None
-                        and leaf.__dict__.get("_grad_home") is home):
-                    home.reshape(-1)[:] = g  # the optimizer keeps this gradient in its arena
-                    leaf._grad = make(home)
-                else:
-                    _accumulate_leaf(leaf, make(g.reshape(leaf._shape)), False, owned=True)
+        else:  # (into an optimizer's home, if the leaf has one and no gradient yet)
+            for leaf, off, n in hand.computed:
+                _accumulate_leaf(leaf, make(arena[off:off + n].reshape(leaf._shape)), False,
+                                 owned=True)
         for k, kind, src in self.other_grads:
             g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
             _accumulate_leaf(ext[k], make(g), False)  # copied: the array is not ours
@@ -1625,8 +1622,7 @@ class _TrainEntry:
 
 class _HandOut:
     """Where a training step's gradients go for one list of inputs ``ext``: ``computed``,
-    per gradient the Program computes, (leaf, its optimizer home or None, arena offset,
-    size); ``homed`` and ``homes`` (for ``Program.execute``), set when all those leaves
+    per gradient the Program computes, (leaf, arena offset, size); ``homed`` and ``homes`` (for ``Program.execute``), set when all those leaves
     have homes the Program can write into (writable, contiguous, aligned, of its dtype)."""
 
     def __init__(self, entry, ext):
@@ -1638,7 +1634,7 @@ class _HandOut:
                 continue
             leaf = ext[k]
             home = leaf.__dict__.get("_grad_home")
-            self.computed.append((leaf, home, program.node_slots[src][0], n))
+            self.computed.append((leaf, program.node_slots[src][0], n))
             buf = program.out_bufs.get(src)
             if (self.homes is not None and buf is not None and home is not None
                     and home.flags.writeable and home.flags.c_contiguous and home.flags.aligned

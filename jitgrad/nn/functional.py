@@ -371,6 +371,16 @@ def _class_last(input, target):
     return ops.reshape(moved, (-1, c)), ops.reshape(target, (-1,))
 
 
+def _record_picked(logp, target, idx):
+    """Lazy mode: record ``logp.flat[idx]``, ``idx`` the flat positions of each row's class
+    ``target`` (kept in ``rows``, so a jitgrad.jit replay can remake them); None when the
+    recorder declines."""
+    m, c = logp._shape
+    # the attributes' key given: no detour through a structural key for the array
+    return _lazy.record(ops._TAKE, [logp], {"idx": idx, "rows": (target, c)}, "TakeBackward0",
+                        (("idx", ("array", (m,), "<i8")), ("rows", (None, c))))
+
+
 def _picked(logp, target, weight, ignore_index):
     """``logp[i, target[i]]`` per row and each row's weight (0 where ignored)."""
     if target._npdtype != np.int64:
@@ -380,13 +390,11 @@ def _picked(logp, target, weight, ignore_index):
     if weight is None and m and not 0 <= ignore_index < c and (
             idx := _index.class_positions(np.ascontiguousarray(t), c)).shape[0] == m:
         # every target a valid class, none ignored (the common case): flat positions at once
-        attrs = {"idx": idx, "rows": (target, c)}
-        if _lazy._STATE["lazy"]:  # the attributes' key given: no unhashable-array detour
-            out = _lazy.record(ops._TAKE, [logp], attrs, "TakeBackward0",
-                               (("idx", ("array", (m,), "<i8")), ("rows", (None, c))))
+        if _lazy._STATE["lazy"]:
+            out = _record_picked(logp, target, idx)
             if out is not None:
                 return out, None
-        return ops.apply(ops._TAKE, [logp], "TakeBackward0", **attrs), None
+        return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=idx, rows=(target, c)), None
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= c))
     if bad.any():
@@ -434,19 +442,17 @@ def _cross_entropy_lane(input, target, reduction):
     xs, ts = input._shape, target._shape
     d = input._npdtype
     if (len(xs) != 2 or len(ts) != 1 or xs[0] != ts[0] or not xs[0]
-            or target._npdtype != np.int64 or (d is not _F32 and d is not _F64)):
+            or target._npdtype != np.int64 or (d is not ops._F32 and d is not ops._F64)):
         return None
     m, c = xs
     idx = _index.class_positions(np.ascontiguousarray(target._data), c)
     if idx.shape[0] != m:
         return None  # a label out of range: the general path raises PyTorch's error
-    record = _lazy.record
-    logp = record(ops._LOG_SOFTMAX, [input], _LOG_SOFTMAX_ROWS, "LogSoftmaxBackward0",
-                  _LOG_SOFTMAX_KEY)
+    logp = _lazy.record(ops._LOG_SOFTMAX, [input], _LOG_SOFTMAX_ROWS, "LogSoftmaxBackward0",
+                        _LOG_SOFTMAX_KEY)
     if logp is None:
         return None
-    picked = record(ops._TAKE, [logp], {"idx": idx, "rows": (target, c)}, "TakeBackward0",
-                    (("idx", ("array", (m,), "<i8")), ("rows", (None, c))))
+    picked = _record_picked(logp, target, idx)
     if picked is None:
         return None
     losses = -picked
@@ -454,7 +460,6 @@ def _cross_entropy_lane(input, target, reduction):
 
 
 _LOG_SOFTMAX_KEY = tuple(_LOG_SOFTMAX_ROWS.items())
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
