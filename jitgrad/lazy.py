@@ -715,7 +715,10 @@ class Program:
             for k, v in plan.scalar_inputs:
                 scalars[k] = v.item()
         for dst, n, src in plan.copies:
-            arena[dst:dst + n] = src
+            if src.ndim == 1:
+                arena[dst:dst + n] = src
+            else:  # a strided input: copied from its memory as it is now
+                arena[dst:dst + n].reshape(src.shape)[...] = src
         table = plan.where
         if homes is not None:
             if plan.homes is not homes:
@@ -747,7 +750,8 @@ class _Plan:
     ``where``: the buffer table, with the address of each input read where it lives
     (contiguous, aligned, of the Program's dtype, not ``must_copy``; ``values`` keeps
     it alive);
-    ``copies``: ``(arena offset, n, source)`` for the others; ``scalar_inputs``: the
+    ``copies``: ``(arena offset, n, source)`` for the others (the source flat, or the
+    strided array itself); ``scalar_inputs``: the
     writable 0-d inputs ``(scalar slot, array)``; ``table``: the scalar table with the
     read-only 0-d inputs (shared constants) filled in."""
 
@@ -766,8 +770,9 @@ class _Plan:
             elif (v.dtype == program.fdtype and v.flags.c_contiguous and v.flags.aligned
                   and v.size and buf not in program.must_copy):
                 where[buf, I.ADDRESS] = _address(v)
-            else:
-                self.copies.append((where[buf, I.HOME], n, v.reshape(-1)))
+            else:  # (a view of a strided array's memory: reshape(-1) would copy it now)
+                self.copies.append((where[buf, I.HOME], n,
+                                    v.reshape(-1) if v.flags.c_contiguous else v))
 
 
 def _address(v):

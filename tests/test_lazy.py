@@ -493,6 +493,7 @@ def test_inputs_read_in_place_or_copied_give_eager_values(lazy_mode):
     misaligned = np.frombuffer(raw.data, np.float32, count=12, offset=1).reshape(3, 4)
     assert not misaligned.flags.aligned
     base = np.arange(24, dtype=np.float32).reshape(3, 8) / 10
+    strided = base[:, ::2]  # one view, its values changed in place from step to step
     w = jg.randn(3, 4, requires_grad=True)
 
     def run(x):
@@ -504,7 +505,7 @@ def test_inputs_read_in_place_or_copied_give_eager_values(lazy_mode):
     for step in range(3):
         misaligned[...] = np.arange(12).reshape(3, 4) * (step + 1) / 10
         base *= -1
-        for array in (misaligned, base[:, ::2], base[:, :4].copy()):
+        for array in (misaligned, strided, base[:, 1::2], base[:, :4].copy()):
             got = run(jg.from_numpy(array))
             jg.set_mode("eager")
             try:
@@ -513,6 +514,24 @@ def test_inputs_read_in_place_or_copied_give_eager_values(lazy_mode):
                 jg.set_mode("lazy")
             assert got[0] == pytest.approx(want[0], rel=1e-6)
             np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-7)
+
+
+def test_a_strided_leaf_changed_in_place_is_read_anew(lazy_mode):
+    """A Program copies a strided input in on every run, from its memory as it is then:
+    a parameter whose array is a transpose, updated in place between steps, is read
+    with its new values, not those of a copy made when the Program first ran."""
+    w = jg.tensor(np.arange(6.0).reshape(2, 3).T / 4, requires_grad=True)
+    assert not w._data.flags.c_contiguous
+    t = jg.tensor(np.ones((3, 2)))
+    for step in range(4):
+        w.grad = None
+        loss = ((w - t) * (w - t)).sum()
+        loss.backward()
+        now = w.detach().numpy()
+        assert loss.item() == pytest.approx(((now - 1) ** 2).sum(), rel=1e-12)
+        np.testing.assert_allclose(w.grad.numpy(), 2 * (now - 1), rtol=1e-12)
+        with jg.no_grad():
+            w.mul_(0.5)  # in place: the same strided array
 
 
 def test_interpreter_checks_operand_bounds_under_test():
