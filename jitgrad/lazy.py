@@ -1218,6 +1218,26 @@ def _lower_softmax(log):
     return lower
 
 
+def _lower_mse(lw, p):
+    """(input - target)^2, summed or averaged unless the reduction is "none"."""
+    x, t = p.inputs
+    (xo, shape), (to, _) = lw.operand(x), lw.operand(t)
+    reduction = p.attrs["reduction"]
+    n = int(np.prod(shape, dtype=np.int64))
+    sq = lw.new_out(p) if reduction == "none" or not shape else lw.alloc(n)
+    lw.elementwise(I.BINARY, ew.SUB, sq, shape, [(xo, shape, None), (to, shape, None)])
+    lw.elementwise(I.BINARY, ew.MUL, sq, shape, [(sq, shape, None), (sq, shape, None)])
+    if reduction == "none" or not shape:
+        return sq
+    if reduction == "sum":
+        return lw.reduce(rd.SUM, sq, shape, tuple(range(len(shape))), p)
+    total = lw.reduce(rd.SUM, sq, shape, tuple(range(len(shape))))
+    out = lw.new_out(p)
+    lw.elementwise(I.BINARY, ew.DIV, out, (), [(total, (), None),
+                                               (lw.constant(n if n else np.nan), (), None)])
+    return out
+
+
 def _lower_mm(lw, p):
     a, b = p.inputs
     ao, ash, ta = lw.matrix(a)
@@ -1366,7 +1386,7 @@ LOWER = {
     "logsumexp": _lower_logsumexp, "softmax": _lower_softmax(False),
     "log_softmax": _lower_softmax(True),
     "mm": _lower_mm, "dot": _lower_mm, "mv": _lower_mm, "bmm": _lower_bmm,
-    "linear": _lower_linear,
+    "linear": _lower_linear, "mse_loss": _lower_mse,
     "view": _lower_view, "permute": _lower_view, "expand": _lower_view,
     "split": _lower_view, "unbind": _lower_view, "index": _lower_index,
     "cat": _lower_cat, "stack": _lower_cat,

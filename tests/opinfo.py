@@ -198,6 +198,11 @@ def samples(*items):
 
 # --- references -------------------------------------------------------------------
 
+def _mse(x, t, reduction="mean"):
+    sq = (x - t) ** 2
+    return sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
+
+
 def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
@@ -775,6 +780,13 @@ def _entries():
                          S(real(rng, (3, 3)), real(rng, (2, 3)), real(rng, (2,)),
                            name="bias_2")])),
         ["linear"], tol32=(1e-5, 1e-5))
+    add("mse_loss", lambda m, x, t, **kw: m.nn.functional.mse_loss(x, t, **kw), _mse,
+        samples(lambda rng: [S(real(rng, (2, 3)), real(rng, (2, 3))),
+                             S(real(rng, (4,)), real(rng, (4,)), reduction="sum"),
+                             S(real(rng, (3, 2)), real(rng, (3, 2)), reduction="none",
+                               layouts=("T", "S")),
+                             S(real(rng, ()), real(rng, ()))]),
+        ["mse_loss"])
     add("bmm", lambda m, a, b: m.bmm(a, b), np.matmul,
         _mat_samples([((2, 2, 3), (2, 3, 2)), ((1, 1, 3), (1, 3, 1))],
                      [(((2, 2, 3), (2, 3, 2)), ("T", "S"))]),

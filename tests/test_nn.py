@@ -513,6 +513,33 @@ def test_losses():
         F.mse_loss(jg.zeros(3, 1), jg.zeros(3))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_is_one_op_with_pytorchs_gradients(reduction):
+    """Same-shape float operands record one op, ``MseLossBackward0`` as in PyTorch, whose
+    gradients reach input and target (and differentiate again); other shapes broadcast."""
+    pred, goal = f64(4, 3), f64(4, 3)
+    out = F.mse_loss(pred, goal, reduction=reduction)
+    assert out.grad_fn.name() == "MseLossBackward0"
+    diff = pred.detach().numpy() - goal.detach().numpy()
+    ref = {"mean": (diff ** 2).mean(), "sum": (diff ** 2).sum(), "none": diff ** 2}[reduction]
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-13)
+    assert gradcheck(lambda a, b: F.mse_loss(a, b, reduction=reduction), (pred, goal))
+    assert gradgradcheck(lambda a, b: F.mse_loss(a, b, reduction=reduction), (pred, goal))
+    x32 = jg.tensor(RNG.standard_normal((6, 2)).astype(np.float32), requires_grad=True)
+    y32 = jg.tensor(RNG.standard_normal((6, 2)).astype(np.float32))
+    loss = F.mse_loss(x32, y32, reduction=reduction)
+    (loss if reduction != "none" else loss.sum()).backward()
+    scale = 2 / 12 if reduction == "mean" else 2
+    np.testing.assert_allclose(x32.grad.numpy(), scale * (x32.detach().numpy() - y32.numpy()),
+                               rtol=1e-6)
+    assert y32.grad is None
+    with pytest.warns(UserWarning, match="different to the input size"):
+        wide = F.mse_loss(f64(3, 1), f64(3), reduction=reduction)
+    assert wide.shape == ((3, 3) if reduction == "none" else ())
+    with pytest.raises(ValueError, match="is not a valid value for reduction"):
+        F.mse_loss(pred, goal, reduction="avg")
+
+
 def test_dropout_uses_global_rng_and_is_identity_in_eval():
     drop = nn.Dropout(0.25)
     x = jg.ones(400, 50)

@@ -1,10 +1,11 @@
 """Stateless layer functions, as ``torch.nn.functional``.
 
 Most are compositions of jitgrad ops, so autograd (and higher-order
-gradients) come with them. Three primitives are new here and join the op
+gradients) come with them. Four primitives are new here and join the op
 registry: ``im2col`` and its transpose ``col2im`` (each the other's VJP),
 through which ``conv2d`` becomes one BLAS matmul and ``avg_pool2d`` a row
-sum, and ``erf`` for the exact GELU. ``max_pool2d`` finds each window's
+sum, ``erf`` for the exact GELU, and ``mse_loss`` (one op, as PyTorch records
+it, where the composition would be three). ``max_pool2d`` finds each window's
 argmax with a kernel and then gathers there with ``take``, whose VJP
 scatters the gradient back. Where jitgrad differs from PyTorch the
 docstring says so; ``grad_fn`` names are those of the composed ops
@@ -21,7 +22,9 @@ from .. import _launch, ops
 from .. import lazy as _lazy
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels.cpu import conv as _conv
+from ..kernels.cpu import elementwise as ew
 from ..kernels.cpu import index as _index
+from ..kernels.cpu import reduce as rd
 from ..kernels.cpu import special as _special
 from ..random import rand
 from ..tensor import Tensor
@@ -334,8 +337,56 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
 
 # --- losses -----------------------------------------------------------------------------
 
+def _mse_forward(x, t, reduction):
+    diff = _launch.binary(ew.SUB, x, t, x.dtype)
+    sq = _launch.binary(ew.MUL, diff, diff, x.dtype)
+    if reduction == "none":
+        return sq
+    total = _launch.reduce(rd.SUM, sq, tuple(range(sq.ndim)), x.dtype)
+    if reduction == "sum":
+        return total
+    with np.errstate(invalid="ignore"):  # the mean of nothing is NaN, quietly, as in PyTorch
+        return total / (float(sq.size) if sq.size else float("nan"))
+
+
+def _mse_vjp(c, g):
+    """``norm * (input - target) * grad``, ``norm`` 2 (2 / numel for the mean), as PyTorch's
+    ``mse_loss_backward``; the target's gradient is its negation."""
+    x, t = c.saved(0), c.saved(1)
+    n = int(np.prod(x.shape))
+    reduction = c.attrs["reduction"]
+    scale = g * (2.0 / n if reduction == "mean" and n else 2.0)
+    grad = (x - t) * scale
+    return (grad if c.needs_input_grad[0] else None,
+            -grad if c.needs_input_grad[1] else None)
+
+
+def _mse_meta(metas, reduction):
+    (xs, xd), (ts, td) = metas
+    if xs != ts or xd != td or xd.kind != "f":  # (mse_loss takes the composite path then)
+        return None
+    return [(xs if reduction == "none" else (), xd)]
+
+
+_STATE, _F32, _F64 = _lazy._STATE, np.dtype(np.float32), np.dtype(np.float64)
+_MSE = ops.defop("mse_loss", _mse_forward, _mse_vjp, (0, 1), meta=_mse_meta)
+# per reduction: the attributes and their key, made once (nothing writes an op's attrs)
+_MSE_ATTRS = {r: ({"reduction": r}, (("reduction", r),)) for r in ("mean", "sum", "none")}
+
+
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
-    """Mean (or sum, or none) of squared differences."""
+    """Mean (or sum, or none) of squared differences: one op (``MseLossBackward0``, as
+    PyTorch records it) when input and target have one shape and float dtype."""
+    if type(target) is Tensor and type(input) is Tensor and target._shape == input._shape:
+        d = input._npdtype
+        lane = _MSE_ATTRS.get(reduction)
+        if lane is not None and target._npdtype is d and (d is _F32 or d is _F64):
+            if _STATE["lazy"]:
+                out = _lazy.record(_MSE, [input, target], lane[0], "MseLossBackward0",
+                                   lane[1])
+                if out is not None:
+                    return out
+            return ops.apply(_MSE, [input, target], "MseLossBackward0", reduction=reduction)
     if target._shape != input._shape:
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
                       f"size ({input.shape}). This will likely lead to incorrect results due "
