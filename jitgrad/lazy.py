@@ -48,6 +48,8 @@ _STATE = {"lazy": os.environ.get("JITGRAD_MODE", "lazy").lower() != "eager"}
 _stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
           "eager_fallbacks": 0, "replays": 0}
 _module_epoch = [0]  # bumped when any nn.Module attribute changes (jit replays check it)
+_leaf_epoch = [0]    # bumped when a tensor gains a hook or a gradient home (an optimizer's):
+#                      what a cached training step checked about its inputs holds until then
 
 
 def set_mode(mode):
@@ -500,12 +502,17 @@ def _make_nodes(p0):
     return p0.node
 
 
-def freeze():
+def freeze(rec=None):
     """Make every deferred grad_fn of this thread that a backward pass may still use,
     before a version counter moves or a tensor's grad_fn or autograd flags change (other
     threads' graphs are theirs to freeze)."""
-    rec = _tls.rec
-    live, rec.live = rec.live, []
+    if rec is None:
+        rec = _tls.rec
+    live = rec.live
+    if live:
+        rec.live = []
+    else:
+        live = ()  # (no new list each call: optimizer steps call this)
     if rec.node.deferred:  # the segment being recorded
         for p in rec.recs:
             if p.grad is not None and p.node is None:
@@ -563,6 +570,14 @@ def flush():
     """Realize the segment being recorded (before storage is written in place)."""
     if _tls.rec.recs:
         _realize_segment()
+
+
+def settle():
+    """``flush()`` then ``freeze()``: before parameters are updated in place."""
+    rec = _tls.rec
+    if rec.recs:
+        _realize_segment()
+    freeze(rec)
 
 
 # --- realization ------------------------------------------------------------------
@@ -1402,6 +1417,7 @@ from .autograd.anomaly_mode import _state as _anomaly_state  # noqa: E402
 # Tensor reaches these without an import per access
 _tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
 _tensor._changing = changing
+_tensor._lazy_leaf_epoch = _leaf_epoch
 _tensor._tls = _tls
 
 
@@ -1447,16 +1463,23 @@ def run_cached_step(root, retain_graph):
     """``root.backward()`` (the implicit gradient of a scalar) from a cached Program, if
     this step has one: returns True when it ran, False (having done nothing) otherwise."""
     p = root._lazy
-    train = _tls.rec.node.train
+    rec = _tls.rec
+    train = rec.node.train
     if train is None or _anomaly_state.__dict__.get("enabled"):
         return False
     entry = train.get((p.pos, p.dtype))
-    if entry is None or not _eligible(p):
+    if entry is None:
         return False
+    hand = entry._hand  # checked for these very inputs, and no hook or home came since:
+    if (hand is None or hand.epoch != _leaf_epoch[0] or p.seg is not rec.seg  # eligible
+            or rec.seg.materialized or not all(map(operator.is_, hand.ext, rec.ext))):
+        if not _eligible(p):
+            return False
+        hand = None
     seed = entry.seed  # the implicit gradient, 1 (never handed out: made once per entry)
     if seed is None:
         seed = entry.seed = _Tensor._make(_ones(p.shape, p.dtype))  # the engine's array
-    _run_entry(entry, seed, retain_graph)
+    _run_entry(entry, seed, retain_graph, hand)
     return True
 
 
@@ -1476,12 +1499,12 @@ def _eligible(p):
     return True
 
 
-def _run_entry(entry, seed, retain_graph):
+def _run_entry(entry, seed, retain_graph, hand=None):
     rec = _tls.rec
     _stats["cache_hits"] += 1
     if _tls.capture is not None:
         _tls.capture.train(entry, rec.ext, rec.seg, seed, retain_graph, rec.recs)
-    entry.run(seed, retain_graph)
+    entry.run(seed, retain_graph, hand)
 
 
 def _train_entry(root, seed):
@@ -1585,19 +1608,20 @@ class _TrainEntry:
         self._hand = None  # how the gradients of the last run's inputs are handed out
         self.seed = None  # run_cached_step's seed tensor
 
-    def run(self, seed, retain_graph):
+    def run(self, seed, retain_graph, hand=None):
         rec = _tls.rec
         recs, ext, seg, node_deferred = rec.recs, rec.ext, rec.seg, rec.node.deferred
         rec.reset()
-        seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph)
+        seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph, hand=hand)
         if not retain_graph:
             seg.released = True
         elif node_deferred:
             _keep_live(rec, seg, recs)
 
-    def run_bound(self, ext, recs, seed, retain_graph, indices=None):
+    def run_bound(self, ext, recs, seed, retain_graph, indices=None, hand=None):
         """Run on the forward's inputs ``ext`` and index arrays (``indices``, or made from
         the ops ``recs``), hand the gradients to the leaves; returns ``(program, arena)``.
+        ``hand``: this entry's ``_HandOut``, when the caller found it current for ``ext``.
 
         When every computed gradient's leaf has an optimizer home in one gradient arena
         and no gradient yet (after ``zero_grad()``) nor hooks, the Program writes the
@@ -1617,16 +1641,14 @@ class _TrainEntry:
             for (place, kind, shape, const), j in zip(self.index_specs, self.index_same):
                 indices.append(indices[j] if j < len(indices) else (
                     _index_array(recs[place].attrs, kind, shape) if const is None else const))
-        hand = self._hand  # (no arena views kept: the arena is reused only when unreferenced)
-        if hand is None or not all(map(operator.is_, hand.ext, ext)):
-            hand = self._hand = _HandOut(self, ext)
-        homes = hand.homes
-        if homes is not None:
-            for leaf, home in hand.homed:
-                if (leaf._grad is not None or leaf._hooks is not None
-                        or leaf.__dict__.get("_grad_home") is not home):
-                    homes = None
-                    break
+        if hand is None:  # (it keeps no arena views: the arena is reused when unreferenced)
+            hand = self._hand
+            if (hand is None or hand.epoch != _leaf_epoch[0]
+                    or not all(map(operator.is_, hand.ext, ext))):
+                hand = self._hand = _HandOut(self, ext)
+        homes = hand.homes  # (the leaves have no hooks, and these homes: see _HandOut)
+        if homes is not None and not all(map(operator.is_, map(_GRAD, hand.leaves), _NONES)):
+            homes = None  # a leaf has a gradient already: accumulate into it
         program = self.program
         arena = program.execute(values, indices, homes)
         make = _Tensor._make
@@ -1647,11 +1669,15 @@ class _TrainEntry:
 
 class _HandOut:
     """Where a training step's gradients go for one list of inputs ``ext``: ``computed``,
-    per gradient the Program computes, (leaf, arena offset, size); ``homed`` and ``homes`` (for ``Program.execute``), set when all those leaves
-    have homes the Program can write into (writable, contiguous, aligned, of its dtype)."""
+    per gradient the Program computes, (leaf, arena offset, size); ``homed`` and ``homes``
+    (for ``Program.execute``), set when all those leaves have homes the Program can write
+    into (writable, contiguous, aligned, of its dtype) and no hooks. Valid while no tensor
+    gains a hook or a home (``_leaf_epoch``): a run then only checks that the leaves have
+    no gradient yet."""
 
     def __init__(self, entry, ext):
         self.ext = list(ext)
+        self.epoch = _leaf_epoch[0]
         program = entry.program
         self.computed, self.homed, self.homes = [], [], []
         for k, n, (kind, src) in entry.grads:
@@ -1662,6 +1688,7 @@ class _HandOut:
             self.computed.append((leaf, program.node_slots[src][0], n))
             buf = program.out_bufs.get(src)
             if (self.homes is not None and buf is not None and home is not None
+                    and leaf._hooks is None
                     and home.flags.writeable and home.flags.c_contiguous and home.flags.aligned
                     and home.dtype == program.fdtype and home.size == n and n):
                 self.homes.append((buf, _address(home)))
@@ -1670,3 +1697,7 @@ class _HandOut:
                 self.homes = None
         if not self.homes:
             self.homes = None
+        self.leaves = [leaf for leaf, _ in self.homed]
+
+
+_GRAD = operator.attrgetter("_grad")

@@ -73,6 +73,7 @@ _materialize = None  # set by jitgrad.lazy: makes a deferred grad_fn (and its in
 _changing = None     # set by jitgrad.lazy: called before a tensor's autograd state changes
 _tls = None  # set by jitgrad.lazy: per thread, the jitgrad.jit capture watching, if any
 _run_cached_step = None  # set by jitgrad.lazy: backward() from a cached Program
+_lazy_leaf_epoch = [0]   # replaced by jitgrad.lazy's _leaf_epoch
 
 
 def _user_read():
@@ -276,6 +277,7 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         self._hooks = (self._hooks or []) + [hook]
+        _lazy_leaf_epoch[0] += 1  # lazy mode's cached steps check hooks again
         if self.grad_fn is not None:
             self.grad_fn.watch(self._output_nr, self)
         return _Handle(self, "_hooks", hook)

@@ -439,18 +439,25 @@ def test_a_training_step_reuses_its_arena(lazy_mode):
 
 
 def _sgd_model_step(mode, steps, hook=False, zero=True):
-    """Losses, gradients and parameters after ``steps`` SGD steps of a small model."""
+    """Losses, gradients and parameters after ``steps`` SGD steps of a small model.
+    ``hook``: True hooks a bias from the start; "late" hooks it (and changes the learning
+    rate) after two steps, "rebuilt" builds a new optimizer then."""
     nn = jg.nn
     jg.set_mode(mode)
     try:
         jg.manual_seed(3)
         model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))
         opt = jg.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-        if hook:
+        if hook is True:
             model[0].bias.register_hook(lambda g: g * 2)
         x, y = jg.randn(5, 6), jg.randint(0, 3, (5,))
         losses = []
-        for _ in range(steps):
+        for i in range(steps):
+            if i == 2 and hook == "late":  # after cached steps have run
+                model[0].bias.register_hook(lambda g: g * 2)
+                opt.param_groups[0]["lr"] = 0.02
+            if i == 2 and hook == "rebuilt":
+                opt = jg.optim.SGD(model.parameters(), lr=0.03, momentum=0.5)
             if zero:
                 opt.zero_grad()
             loss = nn.functional.cross_entropy(model(x), y)
@@ -463,14 +470,16 @@ def _sgd_model_step(mode, steps, hook=False, zero=True):
         jg.set_mode("eager")
 
 
-@pytest.mark.parametrize("hook, zero", [(False, True), (True, True), (False, False)],
-                         ids=["in place", "hooked leaf", "accumulating"])
+@pytest.mark.parametrize("hook, zero", [(False, True), (True, True), ("late", True),
+                                        ("rebuilt", True), (False, False)],
+                         ids=["in place", "hooked leaf", "hooked later", "new optimizer",
+                              "accumulating"])
 def test_replayed_step_reads_parameters_and_writes_gradients_in_place(hook, zero):
     """A cached step reads the batch and parameters where they live and, after
     zero_grad(), writes gradients straight into its gradient arena; a hook or a
     gradient to add to hands them out instead. Either way: eager mode's numbers."""
-    expected = _sgd_model_step("eager", 4, hook, zero)
-    losses, grads, params, opt = _sgd_model_step("lazy", 4, hook, zero)
+    expected = _sgd_model_step("eager", 5, hook, zero)
+    losses, grads, params, opt = _sgd_model_step("lazy", 5, hook, zero)
     np.testing.assert_allclose(losses, expected[0], rtol=1e-5)
     for got, want in zip(grads + params, expected[1] + expected[2]):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -480,7 +489,7 @@ def test_replayed_step_reads_parameters_and_writes_gradients_in_place(hook, zero
     first = opt.param_groups[0]["params"][0]
     entries = [e for e in _train_entries()
                if e._hand is not None and any(t is first for t in e._hand.ext)]
-    if not hook and zero:
+    if hook in (False, "rebuilt") and zero:
         assert entries and all(e._hand.homes is not None for e in entries)
         assert all(not e.program._plan.copies for e in entries)  # batch, parameters
 

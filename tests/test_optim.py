@@ -131,6 +131,34 @@ def test_float64_matches_numpy_reference(name, kwargs, ref):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("name, ref, phases", [
+    ("SGD", ref_sgd, [dict(lr=0.05), dict(lr=0.2, momentum=0.5),
+                      dict(lr=0.1, momentum=0.5, weight_decay=0.1, maximize=True)]),
+    ("Adam", ref_adam, [dict(lr=0.01), dict(lr=0.1, betas=(0.5, 0.9)),
+                        dict(lr=0.05, betas=(0.5, 0.9), eps=1e-3, amsgrad=True)]),
+], ids=["SGD", "Adam"])
+def test_hyperparameters_changed_between_steps_are_used(name, ref, phases):
+    """A group's hyperparameters are read at every step (a scheduler, or the user, sets
+    them): three phases of steps, each following the float64 reference with its values."""
+    start, targets = problem()
+    params = [jg.tensor(s, dtype=jg.float64, requires_grad=True) for s in start]
+    opt = getattr(optim, name)(params, **phases[0])
+    expected, states = [s.copy() for s in start], [{} for _ in start]
+    for t in range(12):
+        hyper = phases[t // 4]
+        opt.param_groups[0].update(hyper)
+        opt.zero_grad()
+        loss = sum(((p - jg.tensor(target)) ** 2).sum() * 0.5
+                   for p, target in zip(params, targets[t]))
+        (loss * (-1 if hyper.get("maximize") else 1)).backward()
+        opt.step()
+        update = ref(**hyper)
+        expected = [update(i, p, (p - target) * (-1 if hyper.get("maximize") else 1), st)
+                    for i, (p, target, st) in enumerate(zip(expected, targets[t], states))]
+    for p, want in zip(params, expected):
+        np.testing.assert_allclose(p.detach().numpy(), want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("name, kwargs, ref", CASES, ids=IDS)
 def test_float32_close_to_numpy_reference(name, kwargs, ref):
     ours, _ = run(jg, lambda ps: getattr(optim, name)(ps, **kwargs), jg.float32, sign(kwargs))

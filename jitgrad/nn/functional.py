@@ -377,16 +377,17 @@ _MSE_ATTRS = {r: ({"reduction": r}, (("reduction", r),)) for r in ("mean", "sum"
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean (or sum, or none) of squared differences: one op (``MseLossBackward0``, as
     PyTorch records it) when input and target have one shape and float dtype."""
-    if type(target) is Tensor and type(input) is Tensor and target._shape == input._shape:
-        d = input._npdtype
-        lane = _MSE_ATTRS.get(reduction)
-        if lane is not None and target._npdtype is d and (d is _F32 or d is _F64):
-            if _STATE["lazy"]:
-                out = _lazy.record(_MSE, [input, target], lane[0], "MseLossBackward0",
-                                   lane[1])
-                if out is not None:
-                    return out
-            return ops.apply(_MSE, [input, target], "MseLossBackward0", reduction=reduction)
+    lane = _MSE_ATTRS.get(reduction)
+    if lane is not None and type(input) is Tensor and type(target) is Tensor:
+        if _STATE["lazy"]:  # the recorder checks shapes and dtypes (_mse_meta), once
+            out = _lazy.record(_MSE, [input, target], lane[0], "MseLossBackward0", lane[1])
+            if out is not None:
+                return out
+        elif target._shape == input._shape:
+            d = input._npdtype
+            if target._npdtype is d and (d is _F32 or d is _F64):
+                return ops.apply(_MSE, [input, target], "MseLossBackward0",
+                                 reduction=reduction)
     if target._shape != input._shape:
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
                       f"size ({input.shape}). This will likely lead to incorrect results due "

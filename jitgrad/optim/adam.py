@@ -35,18 +35,21 @@ class Adam(Optimizer):
         names = ("exp_avg", "exp_avg_sq")
         return names + ("max_exp_avg_sq",) if group["amsgrad"] else names
 
-    def _update(self, group, arena):
+    _kernel = staticmethod(kernels.adam_step)
+    _hyper = ("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay",
+              "maximize")
+
+    def _args(self, group, arena):
         amsgrad = bool(group["amsgrad"])
         beta1, beta2 = group["betas"]
         lr, weight_decay = float(group["lr"]), float(group["weight_decay"])
         rounded = arena.data.dtype.type
-        kernels.adam_step(arena.data, arena.grad, arena.buffer("exp_avg"),
-                          arena.buffer("exp_avg_sq"),
-                          arena.buffer("max_exp_avg_sq") if amsgrad else arena.data[:0],
-                          arena.offsets, arena.active, arena.steps, lr, float(beta1),
-                          float(beta2), float(group["eps"]), weight_decay, amsgrad,
-                          bool(group["decoupled_weight_decay"]), bool(group["maximize"]),
-                          float(rounded(beta2)), float(rounded(1 - lr * weight_decay)))
+        return (arena.data, arena.grad, arena.buffer("exp_avg"), arena.buffer("exp_avg_sq"),
+                arena.buffer("max_exp_avg_sq") if amsgrad else arena.data[:0],
+                arena.offsets, arena.active, arena.steps, lr, float(beta1),
+                float(beta2), float(group["eps"]), weight_decay, amsgrad,
+                bool(group["decoupled_weight_decay"]), bool(group["maximize"]),
+                float(rounded(beta2)), float(rounded(1 - lr * weight_decay)))
 
 
 class AdamW(Adam):

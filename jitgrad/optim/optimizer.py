@@ -34,6 +34,11 @@ class _Required:
 required = _Required()
 
 
+def _plain(v):
+    t = type(v)
+    return t is float or t is int or t is bool or (t is tuple and all(map(_plain, v)))
+
+
 class _Arena:
     """One dtype's parameters of one param group, stored end to end."""
 
@@ -56,11 +61,13 @@ class _Arena:
             p._grad_home = home
             self.views.append(view)
             self.grad_views.append(home)
+        _lazy._leaf_epoch[0] += 1  # lazy mode's cached steps look for these homes
         self.buffers = {}
         self.active = np.zeros(len(params), np.uint8)  # has a gradient this step
         self.flag_list = [0] * len(params)  # active, as a list
         self.flags = np.zeros(len(params), np.uint8)   # SGD: momentum buffer exists
         self.steps = np.zeros(len(params), np.float32)  # Adam: state['step']
+        self.args = None  # (hyperparameters, the update kernel's arguments made from them)
 
     def slice(self, arena, i):
         return arena[self.offsets[i]:self.offsets[i + 1]].reshape(self.params[i]._data.shape)
@@ -202,8 +209,8 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         self._opt_called = True
-        _lazy.flush()   # recorded ops read the parameters as they are now
-        _lazy.freeze()  # and recorded grad_fns keep the versions they saw
+        _lazy.settle()  # recorded ops read the parameters as they are now, and recorded
+        #                 grad_fns keep the versions they saw
         for group, arenas in zip(self.param_groups, self._arenas):
             for arena in arenas:
                 if arena.sync():
@@ -228,7 +235,26 @@ class Optimizer:
     # --- what subclasses provide ---------------------------------------------------------
 
     def _update(self, group, arena):
+        self._kernel(*self._kernel_args(group, arena))
+
+    _kernel = None  # the update kernel: one call per arena
+    _hyper = ()     # the group's hyperparameters its arguments are made from
+
+    def _args(self, group, arena):
+        """The update kernel's arguments for ``group`` on ``arena``."""
         raise NotImplementedError
+
+    def _kernel_args(self, group, arena):
+        """``_args``, made again only when one of the ``_hyper`` values changed (a
+        scheduler's new lr); never kept while one is not a plain number (a tensor lr
+        can change in place)."""
+        hyper = [group[k] for k in self._hyper]
+        kept = arena.args
+        if kept is not None and kept[0] == hyper:
+            return kept[1]
+        args = self._args(group, arena)
+        arena.args = (hyper, args) if all(map(_plain, hyper)) else None
+        return args
 
     def _state_names(self, group):
         """The arena-backed tensor state of each parameter, in PyTorch's key order."""

@@ -28,10 +28,12 @@ class SGD(Optimizer):
     def _state_names(self, group):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
-    def _update(self, group, arena):
+    _kernel = staticmethod(kernels.sgd_step)
+    _hyper = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+    def _args(self, group, arena):
         rounded = arena.data.dtype.type
-        kernels.sgd_step(arena.data, arena.grad, arena.buffer("momentum_buffer"),
-                         arena.offsets, arena.active, arena.flags, float(group["lr"]),
-                         float(rounded(group["momentum"])), float(group["dampening"]),
-                         float(group["weight_decay"]), bool(group["nesterov"]),
-                         bool(group["maximize"]))
+        return (arena.data, arena.grad, arena.buffer("momentum_buffer"), arena.offsets,
+                arena.active, arena.flags, float(group["lr"]),
+                float(rounded(group["momentum"])), float(group["dampening"]),
+                float(group["weight_decay"]), bool(group["nesterov"]), bool(group["maximize"]))
