@@ -39,12 +39,17 @@ class Op:
     ops return a tuple.
     """
 
-    __slots__ = ("name", "forward", "vjp", "save", "view", "meta", "multi")
+    __slots__ = ("name", "forward", "vjp", "save", "view", "meta", "multi", "nodes")
 
-    def __init__(self, name, forward, vjp=None, save=(), view=False, meta=None, multi=False):
+    def __init__(self, name, forward, vjp=None, save=(), view=False, meta=None, multi=False,
+                 nodes=None):
         self.name, self.forward, self.vjp, self.save, self.view = name, forward, vjp, save, view
         self.meta = meta if meta is not None or not view else _view_meta(forward)
         self.multi = multi
+        # lazy mode only: for an op that fuses others, ``nodes(pending, saved_out)`` makes
+        # the grad_fns the unfused ops would have made (``saved_out(node)`` saves the
+        # output for the last) and returns them, the output's grad_fn last
+        self.nodes = nodes
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -65,9 +70,9 @@ class Op:
         return out
 
 
-def defop(name, forward, vjp=None, save=(), view=False, meta=None, multi=False):
+def defop(name, forward, vjp=None, save=(), view=False, meta=None, multi=False, nodes=None):
     """Declare a primitive and add it to ``REGISTRY``."""
-    op = REGISTRY[name] = Op(name, forward, vjp, save, view, meta, multi)
+    op = REGISTRY[name] = Op(name, forward, vjp, save, view, meta, multi, nodes)
     return op
 
 
@@ -1273,6 +1278,51 @@ def _linear_meta(m):
 
 
 _LINEAR = defop("linear", _linear_forward, _linear_vjp, (0, 1), meta=_linear_meta)
+
+
+# Lazy mode's Sequential lane records a Linear and the Tanh, ReLU or Sigmoid after it as
+# one op (one recorded op per layer instead of two; one pass less when lowered). Its
+# grad_fn is what the two would have made: the activation's node, whose input is the
+# linear node (nothing the user holds is the linear output in between: each node saves
+# only inputs, or its own output). Eager mode runs the layers as they are.
+_ACTIVATIONS = {"tanh": (ew.TANH, "TanhBackward0"), "relu": (ew.RELU, "ReluBackward0"),
+                "sigmoid": (ew.SIGMOID, "SigmoidBackward0")}
+
+
+def _linear_act_forward(x, w, b, act):
+    return L.unary(_ACTIVATIONS[act][0], _linear_forward(x, w, b))
+
+
+def _linear_act_vjp(c, g):
+    out = c.saved("out")
+    act = c.attrs["act"]
+    g = (tanh_backward(g, out) if act == "tanh" else
+         threshold_backward(g, out) if act == "relu" else sigmoid_backward(g, out))
+    return _linear_vjp(c, g)
+
+
+def _linear_act_meta(m, act):
+    return _linear_meta(m) if len(m) == 3 else None
+
+
+def _linear_act_nodes(p, saved_out):
+    x, w, b = p.inputs
+    inner = node_class("AddmmBackward0")(_LINEAR, _NO_ATTRS, [x, w, b], 1)
+    inner.save(0, x)
+    inner.save(1, w)
+    middle = Tensor._make(fake_array(p.shape, p.dtype))  # the edge between the two: no data
+    middle._requires_grad, middle._grad_fn = True, inner
+    act = _ACTIVATIONS[p.attrs["act"]]
+    outer = node_class(act[1])(REGISTRY[p.attrs["act"]], _NO_ATTRS, [middle], 1)
+    outer._saved["out"] = saved_out(outer)
+    return [inner, outer]
+
+
+_LINEAR_ACT = defop("linear_act", _linear_act_forward, _linear_act_vjp, (0, 1, "out"),
+                    meta=_linear_act_meta, nodes=_linear_act_nodes)
+# per activation: the attributes, their key and the grad_fn name, made once
+LINEAR_ACT_LANES = {act: ({"act": act}, (("act", act),), name)
+                    for act, (_, name) in _ACTIVATIONS.items()}
 
 
 def linear(input, weight, bias=None):

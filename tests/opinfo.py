@@ -198,6 +198,16 @@ def samples(*items):
 
 # --- references -------------------------------------------------------------------
 
+def _linear_then(act):
+    """``Sequential(Linear, act)`` over the given weight and bias (lazy mode records it as
+    one op, ``linear_act``)."""
+    def op(m, x, w, b):
+        linear = m.nn.Linear(w.shape[1], w.shape[0])
+        linear._parameters["weight"], linear._parameters["bias"] = w, b
+        return m.nn.Sequential(linear, getattr(m.nn, act)())(x)
+    return op
+
+
 def _mse(x, t, reduction="mean"):
     sq = (x - t) ** 2
     return sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
@@ -780,6 +790,14 @@ def _entries():
                          S(real(rng, (3, 3)), real(rng, (2, 3)), real(rng, (2,)),
                            name="bias_2")])),
         ["linear"], tol32=(1e-5, 1e-5))
+    for act, ref in (("Tanh", np.tanh), ("ReLU", lambda v: np.maximum(v, 0)),
+                     ("Sigmoid", _sigmoid)):
+        add(f"sequential_linear_{act.lower()}", _linear_then(act),
+            lambda x, w, b, ref=ref: ref(x @ w.T + b),
+            samples(lambda rng: [S(real(rng, (2, 3)), real(rng, (4, 3)), real(rng, (4,))),
+                                 S(real(rng, (3, 2)), real(rng, (1, 2)), real(rng, (1,)),
+                                   layouts=("T", "S"))]),
+            ["linear", act.lower()], lazy_prims=("linear_act",), tol32=(1e-5, 1e-5))
     add("mse_loss", lambda m, x, t, **kw: m.nn.functional.mse_loss(x, t, **kw), _mse,
         samples(lambda rng: [S(real(rng, (2, 3)), real(rng, (2, 3))),
                              S(real(rng, (4,)), real(rng, (4,)), reduction="sum"),

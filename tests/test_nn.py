@@ -250,6 +250,55 @@ def test_lazy_lanes_match_eager_training(dtype, lazy_mode):
     with pytest.raises(IndexError, match="Target 3 is out of bounds"):
         F.cross_entropy(jg.randn(2, 3, dtype=dtype), jg.tensor([0, 3]))
 
+def test_linear_and_activation_recorded_as_one_op_show_eager_grad_fns(lazy_mode):
+    """Lazy mode records a Sequential's Linear and the activation after it as one op; the
+    user sees eager mode's graph (node by node, with saved tensors), gradients (first and
+    second order) and the error of a backward through an output changed in place."""
+    def run(mode):
+        jg.set_mode(mode)
+        try:
+            jg.manual_seed(2)
+            model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 4), nn.ReLU(),
+                                  nn.Linear(4, 2), nn.Sigmoid()).to(jg.float64)
+            x = jg.randn(5, 3, dtype=jg.float64, requires_grad=True)
+            out = model(x)
+            names, fn = [], out.grad_fn
+            while fn is not None:
+                names.append((fn.name(), len(fn.next_functions)))
+                fn = fn.next_functions[0][0] if fn.next_functions else None
+            (gx,) = jg.autograd.grad(out.sum(), x, create_graph=True)
+            (gx * gx).sum().backward()
+            seen = [out.detach().numpy(), gx.detach().numpy(), x.grad.numpy()]
+            seen += [p.grad.numpy() for p in model.parameters()]
+            out = model(x)
+            with jg.no_grad():
+                out.mul_(2)
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                out.sum().backward()
+            return names, seen
+        finally:
+            jg.set_mode("lazy")
+
+    names, got = run("lazy")
+    assert names == run("eager")[0] == [
+        ("SigmoidBackward0", 1), ("AddmmBackward0", 3), ("ReluBackward0", 1),
+        ("AddmmBackward0", 3), ("TanhBackward0", 1), ("AddmmBackward0", 3),
+        ("AccumulateGrad", 0)]
+    for a, b in zip(got, run("eager")[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert any(p.op.name == "linear_act" for p in _lazy_recorded(nn, F))
+
+
+def _lazy_recorded(nn, F):
+    """The ops lazy mode records for a Linear-Tanh Sequential (before it runs)."""
+    from jitgrad import lazy
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh())
+    model(jg.randn(2, 3))
+    recs = list(lazy._tls.rec.recs)
+    lazy.flush()
+    return recs
+
+
 REPRS = [
     (lambda m: m.Linear(64, 128), "Linear(in_features=64, out_features=128, bias=True)"),
     (lambda m: m.Conv2d(1, 8, 3, padding=1, bias=False),
