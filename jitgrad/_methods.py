@@ -117,7 +117,8 @@ Tensor.__rtruediv__ = _rtruediv
 
 def _inplace_method(fn):
     def method(self, *args, **kwargs):
-        return ops.inplace(self, lambda old: fn(old, *args, **kwargs))
+        others = [a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)]
+        return ops.inplace(self, lambda old: fn(old, *args, **kwargs), others)
     return method
 
 

@@ -1952,13 +1952,14 @@ def _castable(src, dst):
     return src.kind <= dst.kind
 
 
-def inplace(self, compute):
+def inplace(self, compute, others=None):
     """Replace ``self``'s values by ``compute(old)`` and take over its history.
 
-    ``old`` stands for ``self`` before the update (a copy when autograd needs
-    the old values). On a view, the update is recorded on the base as a
-    ``CopySlices`` and the view's ``grad_fn`` is remade from the base, as
-    PyTorch does.
+    ``old`` stands for ``self`` before the update (a copy when autograd may need
+    the old values: ``others``, the other tensors ``compute`` reads when the caller
+    knows them, lets an update that autograd cannot record skip the copy). On a
+    view, the update is recorded on the base as a ``CopySlices`` and the view's
+    ``grad_fn`` is remade from the base, as PyTorch does.
     """
     _check_inplace(self)
     if _lazy._tls.capture is not None:
@@ -1968,7 +1969,8 @@ def inplace(self, compute):
     recording = is_grad_enabled() and (
         self._requires_grad or (self._view_fn is not None and self._base._requires_grad))
     old = self
-    if is_grad_enabled():
+    if is_grad_enabled() and (recording or others is None
+                              or builtins.any(t._requires_grad for t in others)):
         old = Tensor._make(self._data.copy(), self._requires_grad)
         old.grad_fn, old._output_nr = self.grad_fn, self._output_nr
     new = compute(old)

@@ -726,6 +726,22 @@ def test_inplace_on_input_not_saved_is_fine():
     assert_close(x.grad, [2.0, 2.0])
 
 
+def test_inplace_on_a_tensor_without_grad_keeps_what_autograd_needs():
+    """An in-place op on a tensor that does not require grad copies its old values only
+    when autograd records the op: ``x.mul_(w)`` with ``w`` requiring grad saves the old
+    ``x`` (w's gradient); ``x.relu_()`` records nothing and needs no copy."""
+    x = jg.tensor([1.0, -2.0, 3.0])
+    w = jg.tensor([2.0, 3.0, 4.0], requires_grad=True)
+    x.mul_(w)
+    assert x.requires_grad and x.grad_fn.name() == "MulBackward0"
+    assert_close(x.detach(), [2.0, -6.0, 12.0])
+    x.sum().backward()
+    assert_close(w.grad, [1.0, -2.0, 3.0])  # the values before the update
+    y = jg.tensor([1.0, -2.0])
+    assert y.relu_() is y and y.grad_fn is None and not y.requires_grad
+    assert_close(y, [1.0, 0.0])
+
+
 # ---------------------------------------------------------------------------------------
 # in-place rules
 # ---------------------------------------------------------------------------------------
