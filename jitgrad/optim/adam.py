@@ -1,4 +1,6 @@
 """Adam and AdamW, as ``torch.optim.Adam`` and ``torch.optim.AdamW``."""
+import operator
+
 from ..kernels.cpu import optim as kernels
 from .optimizer import Optimizer
 
@@ -36,8 +38,8 @@ class Adam(Optimizer):
         return names + ("max_exp_avg_sq",) if group["amsgrad"] else names
 
     _kernel = staticmethod(kernels.adam_step)
-    _hyper = ("lr", "betas", "eps", "weight_decay", "amsgrad", "decoupled_weight_decay",
-              "maximize")
+    _hyper = operator.itemgetter("lr", "betas", "eps", "weight_decay", "amsgrad",
+                                 "decoupled_weight_decay", "maximize")
 
     def _args(self, group, arena):
         amsgrad = bool(group["amsgrad"])

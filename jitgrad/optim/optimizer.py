@@ -238,7 +238,7 @@ class Optimizer:
         self._kernel(*self._kernel_args(group, arena))
 
     _kernel = None  # the update kernel: one call per arena
-    _hyper = ()     # the group's hyperparameters its arguments are made from
+    _hyper = None   # operator.itemgetter of the group's hyperparameters the arguments use
 
     def _args(self, group, arena):
         """The update kernel's arguments for ``group`` on ``arena``."""
@@ -248,7 +248,7 @@ class Optimizer:
         """``_args``, made again only when one of the ``_hyper`` values changed (a
         scheduler's new lr); never kept while one is not a plain number (a tensor lr
         can change in place)."""
-        hyper = [group[k] for k in self._hyper]
+        hyper = self._hyper(group)
         kept = arena.args
         if kept is not None and kept[0] == hyper:
             return kept[1]

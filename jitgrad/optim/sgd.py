@@ -1,4 +1,6 @@
 """Stochastic gradient descent, as ``torch.optim.SGD``."""
+import operator
+
 from ..kernels.cpu import optim as kernels
 from .optimizer import Optimizer, required
 
@@ -29,7 +31,8 @@ class SGD(Optimizer):
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     _kernel = staticmethod(kernels.sgd_step)
-    _hyper = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+    _hyper = operator.itemgetter("lr", "momentum", "dampening", "weight_decay", "nesterov",
+                                 "maximize")
 
     def _args(self, group, arena):
         rounded = arena.data.dtype.type
