@@ -1654,7 +1654,9 @@ class _TrainEntry:
                 _tls.quiet -= 1
         for v in self.extra:
             values.append(seed_value if v is None else v)
-        if indices is None:
+        if indices is None and not self.index_specs:
+            indices = ()
+        elif indices is None:
             indices = []
             for (place, kind, shape, const), j in zip(self.index_specs, self.index_same):
                 indices.append(indices[j] if j < len(indices) else (
@@ -1669,7 +1671,6 @@ class _TrainEntry:
             homes = None  # a leaf has a gradient already: accumulate into it
         program = self.program
         arena = program.execute(values, indices, homes)
-        make = _Tensor._make
         if homes is not None:
             for leaf, home in hand.homed:
                 g = _new_object(_Tensor)  # Tensor._make(home), inline
@@ -1677,11 +1678,12 @@ class _TrainEntry:
                 leaf._grad = g
         else:  # (into an optimizer's home, if the leaf has one and no gradient yet)
             for leaf, off, n in hand.computed:
-                _accumulate_leaf(leaf, make(arena[off:off + n].reshape(leaf._shape)), False,
-                                 owned=True)
-        for k, kind, src in self.other_grads:
-            g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
-            _accumulate_leaf(ext[k], make(g), False)  # copied: the array is not ours
+                _accumulate_leaf(leaf, _Tensor._make(arena[off:off + n].reshape(leaf._shape)),
+                                 False, owned=True)
+        if self.other_grads:
+            for k, kind, src in self.other_grads:
+                g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
+                _accumulate_leaf(ext[k], _Tensor._make(g), False)  # copied: not our array
         return program, arena
 
 
