@@ -177,9 +177,10 @@ class _Step:
         self.last = None  # (op, grad, akey, refs, child) of the child last taken
         self.deferred = deferred  # some op on the path to here defers its grad_fn
         self.metas = None    # [(shape, dtype, view)] per output
-        self.mode = 0        # 0: outputs finished by ops.finish (views, several outputs,
-        #                      grad_fn made at once); 1: no grad; 2: grad_fn deferred;
-        #                      -1: the interpreter does not cover it (runs eagerly)
+        self.mode = 0        # 0: outputs finished by ops.finish (several outputs, grad_fn
+        #                      made at once); 1: no grad; 2: grad_fn deferred; 3, 4: a view
+        #                      op's 1 and 2; -1: the interpreter does not cover it (runs
+        #                      eagerly)
         self.fdtype = fdtype  # the float dtype of the segment's Program (one per Program)
         self.programs = None  # outputs that must be contiguous -> Program
         self.train = None    # (root position, seed dtype) -> _TrainEntry
@@ -312,13 +313,16 @@ def record(op, inputs, attrs, name, akey=None):
         recs.append(p)
         t = _new_object(_Tensor)
         t._value, t._lazy = None, p
-        if mode == 2:
+        if mode == 2 or mode == 4:
             vc = [0]
             p.grad, p.vc = name, vc
             t._vc, t._requires_grad, t._grad_fn = vc, True, p
         else:
             p.grad = p.vc = None
             t._vc, t._requires_grad, t._grad_fn = [0], False, None
+        if mode > 2:  # a view: linked to its input's storage now, as ops.finish links it
+            p.view = view
+            _link_views(op, inputs[0], (t,), name, attrs, False)
         if pos >= MAX_OPS - 1:
             _realize_segment()
         return t
@@ -430,11 +434,11 @@ def _new_step(op, inputs, operands, attrs, name, parent):
     step.metas = out_metas
     grad = (op.vjp is not None and name is not None and _grad_state.enabled
             and out_metas[0][1].kind == "f" and any(t._requires_grad for t in inputs))
-    simple = len(out_metas) == 1 and not op.view and not op.multi
+    simple = len(out_metas) == 1 and not op.multi
     if not grad:
-        step.mode = 1 if simple else 0
+        step.mode = 1 if simple and not op.view else 0
     elif simple and all(k == "out" or isinstance(k, int) for k in op.save):
-        step.mode = 2
+        step.mode = 4 if op.view else 2
         step.deferred = True
     return step
 
@@ -975,6 +979,12 @@ class Lowering:
         """Private position -> index (in ``recs``) of the last op reading it; outputs and
         unread nodes die right after they are made, outputs never."""
         keep = {p.pos for p in self.outputs}
+        for p in self.outputs:  # a view's value is read through its base: keep that too
+            while p.op.view:
+                p = p.inputs[0]._lazy
+                if p is None or p.seg is not self.seg:
+                    break
+                keep.add(p.pos)
         last = {}
         for k, p in enumerate(self.recs):
             if p.pos >= self.private_from and p.pos not in keep:
@@ -1299,6 +1309,39 @@ def _lower_linear_act(lw, p):
     return out
 
 
+def _window_row(lw, opcode, out, a, b, image, out_hw, kernel, stride, padding, dilation):
+    lw.row(opcode, 0, out, a, b, dims=image, sa=(*out_hw, *kernel),
+           sb=(*stride, *padding), sc=(*dilation, 0, 0))
+
+
+def _lower_im2col(lw, p):
+    (x,) = p.inputs
+    off, shape = lw.operand(x)
+    out = lw.new_out(p)
+    _window_row(lw, I.IM2COL, out, off, 0, shape, **p.attrs)
+    return out
+
+
+def _lower_col2im(lw, p):
+    (g,) = p.inputs
+    off, _ = lw.operand(g)
+    out = lw.new_out(p)
+    attrs = dict(p.attrs)
+    _window_row(lw, I.COL2IM, out, off, 0, attrs.pop("shape"), **attrs)
+    return out
+
+
+def _lower_pool(opcode):
+    def lower(lw, p):
+        v, x = p.inputs if len(p.inputs) == 2 else p.inputs * 2  # max_pool2d: v is x
+        (vo, _), (xo, image) = lw.operand(v), lw.operand(x)
+        out = lw.new_out(p)
+        _window_row(lw, opcode, out, vo, xo, image if len(image) == 4 else (1, *image),
+                    **p.attrs)
+        return out
+    return lower
+
+
 def _lower_bmm(lw, p):
     a, b = p.inputs
     (ao, ash), (bo, bsh) = lw.operand(a), lw.operand(b)
@@ -1420,14 +1463,17 @@ LOWER = {
     "log_softmax": _lower_softmax(True),
     "mm": _lower_mm, "dot": _lower_mm, "mv": _lower_mm, "bmm": _lower_bmm,
     "linear": _lower_linear, "linear_act": _lower_linear_act, "mse_loss": _lower_mse,
+    "im2col": _lower_im2col, "col2im": _lower_col2im,
+    "max_pool2d": _lower_pool(I.POOL_GATHER), "max_pool2d_gather": _lower_pool(I.POOL_GATHER),
+    "max_pool2d_scatter": _lower_pool(I.POOL_SCATTER),
     "view": _lower_view, "permute": _lower_view, "expand": _lower_view,
     "split": _lower_view, "unbind": _lower_view, "index": _lower_index,
     "cat": _lower_cat, "stack": _lower_cat,
     "take": _lower_take, "index_add": _lower_index_add, "index_put": _lower_index_put,
 }
 
-from .ops import (_flat_positions, defop as _defop, fake_array,  # noqa: E402  (ops imports
-                  finish as _finish)  # this module last)
+from .ops import (_flat_positions, _link_views, defop as _defop,  # noqa: E402  (ops
+                  fake_array, finish as _finish)  # imports this module last)
 from . import tensor as _tensor  # noqa: E402
 from .autograd.graph import SavedTensor, node_class  # noqa: E402
 from .autograd.anomaly_mode import _state as _anomaly_state  # noqa: E402

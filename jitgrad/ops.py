@@ -1400,6 +1400,8 @@ _VIEW = defop("view", _reshape_forward,
 
 
 def _infer_shape(shape, numel):
+    if -1 not in shape and math.prod(shape) == numel and builtins.min(shape, default=0) >= 0:
+        return tuple(shape)  # the common case: nothing to infer or check further
     shape = list(shape)
     for i, s_ in enumerate(shape):
         if s_ < -1:
@@ -1443,6 +1445,10 @@ def _reshape(input, shape, name):
 def reshape(input, *shape):
     """The same values in a new shape; a view when the layout allows, else a copy."""
     shape = _infer_shape(_shape_tuple(shape), input.numel())
+    v = input._value
+    if v.flags.c_contiguous if v is not None else input._lazy.layout is None:
+        # contiguous (a pending output not itself a view is laid out contiguously): a view
+        return _reshape(input, shape, "ViewBackward0")
     if not _viewable(input, shape):
         return _reshape(input, shape, "UnsafeViewBackward0")
     contiguous_ = _layout(input).flags.c_contiguous

@@ -208,6 +208,42 @@ def _linear_then(act):
     return op
 
 
+def _max_pool_ref(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                  g=None):
+    """Max pooling in numpy (float64); with ``g``, its gradient for output gradient ``g``
+    (each window's first maximum takes it)."""
+    k, s = (kernel_size,) * 2, (stride or kernel_size,) * 2
+    p, d = (padding,) * 2, (dilation,) * 2
+    batched = x.ndim == 4
+    x = x if batched else x[None]
+    n, c, h, w = x.shape
+
+    def size(length, i):
+        span = length + 2 * p[i] - d[i] * (k[i] - 1) - 1
+        out = (-(-span // s[i]) if ceil_mode else span // s[i]) + 1
+        return out - 1 if ceil_mode and (out - 1) * s[i] >= length + p[i] else out
+    oh, ow = size(h, 0), size(w, 1)
+    out, grad = np.empty((n, c, oh, ow)), np.zeros(x.shape)
+    gb = None if g is None else (g if batched else g[None])
+    for b, ch, oy, ox in np.ndindex(n, c, oh, ow):
+        best = None
+        for i, j in np.ndindex(*k):
+            y, xx = oy * s[0] - p[0] + i * d[0], ox * s[1] - p[1] + j * d[1]
+            if 0 <= y < h and 0 <= xx < w and (best is None or x[b, ch, y, xx] > best[0]):
+                best = (x[b, ch, y, xx], y, xx)
+        out[b, ch, oy, ox] = best[0]
+        if gb is not None:
+            grad[b, ch, best[1], best[2]] += gb[b, ch, oy, ox]
+    result = out if g is None else grad
+    return result if batched else result[0]
+
+
+def _max_pool_backward(m, x, g, **kw):
+    """The gradient of max pooling, kept differentiable (its own backward gathers)."""
+    x = x if x.requires_grad else x.detach().requires_grad_()
+    return m.autograd.grad(m.nn.functional.max_pool2d(x, **kw), x, g, create_graph=True)[0]
+
+
 def _mse(x, t, reduction="mean"):
     sq = (x - t) ** 2
     return sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
@@ -977,6 +1013,21 @@ def _entries():
                 S(x(2, 3, 3), x(2, 2, 2, 2), name="unbatched"),
                 S(x(1, 2, 3, 3), x(2, 2, 2, 2), layouts=("T", "S"), name="noncontig")]
 
+    pool_samples = samples(lambda rng: [
+        S(distinct(rng, (2, 3, 6, 6)), kernel_size=2),
+        S(distinct(rng, (1, 2, 7, 6)), kernel_size=3, stride=2, padding=1),
+        S(distinct(rng, (1, 1, 7, 7)), kernel_size=2, stride=1, dilation=2),
+        S(distinct(rng, (2, 5, 5)), kernel_size=2, stride=2, ceil_mode=True, name="unbatched"),
+        S(distinct(rng, (1, 2, 6, 6)), kernel_size=2, layouts=("T",), name="noncontig")])
+    add("max_pool2d", lambda m, x, **kw: m.nn.functional.max_pool2d(x, **kw), _max_pool_ref,
+        pool_samples, ["max_pool2d", "max_pool2d_scatter"])
+    add("max_pool2d_backward", _max_pool_backward,
+        lambda x, g, **kw: _max_pool_ref(x, g=g, **kw),
+        samples(lambda rng: [
+            S(distinct(rng, (2, 3, 6, 6)), real(rng, (2, 3, 3, 3)), kernel_size=2),
+            S(distinct(rng, (1, 2, 7, 6)), real(rng, (1, 2, 4, 3)), kernel_size=3, stride=2,
+              padding=1)]),
+        ["max_pool2d", "max_pool2d_scatter", "max_pool2d_gather"])
     add("conv2d", lambda m, x, w, *b, **kw: m.nn.functional.conv2d(x, w, *b, **kw), _conv2d_ref,
         conv_samples, ["im2col", "col2im", "mm", "view", "permute", "add"],
         tol32=(1e-5, 1e-5), torch_grad_fn=False)

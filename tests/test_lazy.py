@@ -543,6 +543,58 @@ def test_a_strided_leaf_changed_in_place_is_read_anew(lazy_mode):
             w.mul_(0.5)  # in place: the same strided array
 
 
+def test_a_leaf_gradient_read_through_a_view_keeps_its_base(lazy_mode):
+    """``w.t()`` in the forward makes ``w``'s gradient a view (a transpose) of a backward
+    intermediate; a cached step's Program keeps that intermediate's buffer, so later
+    gradients (here ``v``'s) never overwrite it."""
+    rng = np.random.default_rng(5)
+    a = jg.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+    w = jg.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    v = jg.tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    for _ in range(3):
+        w.grad = v.grad = None
+        loss = (w.t() * 0.3).sum() + jg.maximum(a, v).sum()
+        loss.backward()
+        np.testing.assert_allclose(w.grad.numpy(), np.full((3, 4), 0.3), rtol=1e-6)
+        np.testing.assert_array_equal(v.grad.numpy(), (v.detach().numpy() > a.numpy()) * 1.0)
+
+
+def test_cnn_step_is_one_cached_program(lazy_mode):
+    """A small CNN (convolution, ReLU, max pooling, flatten, linear, cross-entropy) trains
+    as eager mode does, and each step after the first is one cached Program: no op runs
+    eagerly, nothing is lowered again."""
+    def train(mode, steps=5):
+        jg.set_mode(mode)
+        try:
+            jg.manual_seed(0)
+            nn = jg.nn
+            model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                  nn.Flatten(), nn.Linear(4 * 3 * 3, 5))
+            opt = jg.optim.SGD(model.parameters(), lr=0.1)
+            x, y = jg.randn(6, 1, 6, 6), jg.tensor([0, 1, 2, 3, 4, 0])
+            losses, stats = [], []
+            for _ in range(steps):
+                opt.zero_grad()
+                loss = jg.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+                stats.append(jg.jit_stats())
+            return losses, [p.detach().numpy() for p in model.parameters()], stats
+        finally:
+            jg.set_mode("lazy")
+
+    lazy_losses, lazy_params, stats = train("lazy")
+    eager_losses, eager_params, _ = train("eager")
+    np.testing.assert_allclose(lazy_losses, eager_losses, rtol=1e-5)
+    for a, b in zip(lazy_params, eager_params):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    for before, after in zip(stats[1:], stats[2:]):
+        assert after["programs"] - before["programs"] == 1
+        assert after["eager_fallbacks"] == before["eager_fallbacks"]
+        assert after["lowerings"] == before["lowerings"]
+
+
 def test_interpreter_checks_operand_bounds_under_test():
     """The interpreter makes operand views from pointers; with Numba's bounds checks on
     (the tests) an operand outside its buffer raises instead of touching other memory."""

@@ -60,10 +60,82 @@ def _geometry(attrs):
     return {k: v for k, v in attrs.items() if k != "shape"}
 
 
+def _im2col_meta(metas, kernel, stride, padding, dilation, out_hw):
+    (n, c, _, _), dtype = metas[0]
+    return [((n * out_hw[0] * out_hw[1], c * kernel[0] * kernel[1]), dtype)]
+
+
+def _col2im_meta(metas, shape, **geometry):
+    return [(tuple(shape), metas[0][1])]
+
+
 _IM2COL = ops.defop("im2col", _im2col_forward, lambda c, g: (ops.apply(
-    _COL2IM, [g], "Col2ImBackward0", shape=tuple(c._inputs_meta[0][0]), **c.attrs),))
+    _COL2IM, [g], "Col2ImBackward0", shape=tuple(c._inputs_meta[0][0]), **c.attrs),),
+    meta=_im2col_meta)
 _COL2IM = ops.defop("col2im", _col2im_forward, lambda c, g: (ops.apply(
-    _IM2COL, [g], "Im2ColBackward0", **_geometry(c.attrs)),))
+    _IM2COL, [g], "Im2ColBackward0", **_geometry(c.attrs)),), meta=_col2im_meta)
+
+
+def _pool_forward(fn, operands):
+    """Window kernel ``fn`` over ``(N, C, H, W)`` images; ``operands(*arrays)`` gives the
+    values it reads and the image whose window maxima pick them (max pooling: both ``x``)."""
+    def forward(*arrays, kernel, stride, padding, dilation, out_hw):
+        v, x = operands(*arrays)
+        x, v = np.ascontiguousarray(x), np.ascontiguousarray(v)
+        image = x.shape if x.ndim == 4 else (1,) + x.shape  # (an unbatched image: N = 1)
+        shape = _pooled(x.shape, out_hw) if fn is _conv.pool_gather else x.shape
+        out = np.zeros(shape, v.dtype)
+        if out.size:
+            fn(v.reshape(v.shape if v.ndim == 4 else (1,) + v.shape), x.reshape(image),
+               *kernel, *stride, *padding, *dilation,
+               out.reshape(out.shape if out.ndim == 4 else (1,) + out.shape))
+        return out
+    return forward
+
+
+def _pool_meta(shape_of):
+    def meta(metas, kernel, stride, padding, dilation, out_hw):
+        (shape, dtype) = metas[-1]  # the image's
+        return [(shape_of(shape, out_hw), metas[0][1])]
+    return meta
+
+
+def _pooled(shape, out_hw):
+    return tuple(shape[:-2]) + tuple(out_hw)
+
+
+def _image(shape, out_hw):
+    return tuple(shape)
+
+
+# max pooling and its backward as window ops that find each window's maximum in the
+# image themselves (the positions are never kept): recorded, lowered and run in one
+# Program like any other op. ``max_pool2d_gather(v, x)`` takes ``v``'s values at ``x``'s
+# window maxima, ``max_pool2d_scatter(g, x)`` adds ``g`` there; each is the other's VJP.
+_MAX_POOL = ops.defop(
+    "max_pool2d", _pool_forward(_conv.pool_gather, lambda x: (x, x)),
+    lambda c, g: (ops.apply(_POOL_SCATTER, [g, c.saved(0)],
+                            "MaxPool2DWithIndicesBackwardBackward0", **c.attrs),),
+    (0,), meta=_pool_meta(_pooled))
+def _no_grad_for_image(c):
+    """The image's gradient where it only picks positions: zero, as PyTorch gives it."""
+    if not c.needs_input_grad[1]:
+        return None
+    shape, dtype = c._inputs_meta[1]
+    return Tensor._make(np.zeros(shape, dtype))
+
+
+_POOL_SCATTER = ops.defop(
+    "max_pool2d_scatter", _pool_forward(_conv.pool_scatter, lambda g, x: (g, x)),
+    lambda c, g: (ops.apply(_POOL_GATHER, [g, c.saved(1)], "MaxPool2DWithIndicesBackward0",
+                            **c.attrs), _no_grad_for_image(c)),
+    (1,), meta=_pool_meta(_image))
+_POOL_GATHER = ops.defop(
+    "max_pool2d_gather", _pool_forward(_conv.pool_gather, lambda v, x: (v, x)),
+    lambda c, g: (ops.apply(_POOL_SCATTER, [g, c.saved(1)],
+                            "MaxPool2DWithIndicesBackwardBackward0", **c.attrs),
+                  _no_grad_for_image(c)),
+    (1,), meta=_pool_meta(_pooled))
 
 
 def _erf_forward(x):
@@ -256,6 +328,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
     oh, ow = _pool_shape(x, k, s, p, d, ceil_mode)
     n, c, h, w = x.shape
+    if not return_indices and x.dtype.is_floating_point:
+        return ops.apply(_MAX_POOL, [input], "MaxPool2DWithIndicesBackward0", kernel=k,
+                         stride=s, padding=p, dilation=d, out_hw=(oh, ow))
     idx = np.empty((n, c, oh, ow), np.int64)
     if idx.size:
         _conv.max_pool2d_index(np.ascontiguousarray(x._data), *k, *s, *p, *d, idx)

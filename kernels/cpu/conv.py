@@ -5,13 +5,15 @@ convolution becomes one BLAS matmul; ``col2im`` is its transpose (it adds
 each row back where it came from) and so serves as im2col's VJP, and im2col
 as col2im's. Positions outside the input (padding, or windows that
 ``ceil_mode`` lets run past the edge) read as zero and are dropped on the way
-back. ``max_pool2d_index`` finds the flat input position of each window's
-maximum; gathering there gives the pooled values and scattering back gives
-the gradient.
+back. Max pooling finds the flat input position of each window's maximum
+(``max_pool2d_index``); ``pool_gather`` takes values from there (the pooled
+values, or a gradient's second-order part) and ``pool_scatter`` adds a
+gradient back there: each is the other's VJP, and neither needs the positions
+kept between forward and backward.
 """
 import numpy as np
 
-from .config import kernel
+from .config import inline_kernel, kernel
 
 
 @kernel
@@ -60,13 +62,36 @@ def col2im(cols, sh, sw, ph, pw, dh, dw, out):
                                 out[n, c, y, xx] += cols[n, oy, ox, c, i, j]
 
 
+@inline_kernel
+def _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw):
+    """The flat ``H*W`` position in ``x[n, c]`` of window ``(oy, ox)``'s maximum (-1 for a
+    window with no position inside ``x``). The first maximum wins ties and a NaN wins
+    over numbers, as in PyTorch; padding never wins (it is -inf)."""
+    H, W = x.shape[2], x.shape[3]
+    best = -np.inf
+    at = -1
+    for i in range(kh):
+        y = oy * sh - ph + i * dh
+        if y < 0 or y >= H:
+            continue
+        for j in range(kw):
+            xx = ox * sw - pw + j * dw
+            if xx < 0 or xx >= W:
+                continue
+            v = x[n, c, y, xx]
+            if at < 0 or v > best or v != v:
+                best = v
+                at = y * W + xx
+                if v != v:
+                    return at
+    return at
+
+
 @kernel
 def max_pool2d_index(x, kh, kw, sh, sw, ph, pw, dh, dw, idx):
     """idx[n, c, oy, ox] = flat position in ``x`` of its window's maximum.
 
-    The first maximum wins ties and a NaN wins over numbers, as in PyTorch;
-    padding never wins (it is -inf). ``x`` is C-contiguous ``(N, C, H, W)``,
-    ``idx`` int64 ``(N, C, OH, OW)``.
+    ``x`` is C-contiguous ``(N, C, H, W)``, ``idx`` int64 ``(N, C, OH, OW)``.
     """
     N, C, H, W = x.shape
     OH, OW = idx.shape[2], idx.shape[3]
@@ -75,22 +100,37 @@ def max_pool2d_index(x, kh, kw, sh, sw, ph, pw, dh, dw, idx):
             base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
-                    best = -np.inf
-                    at = -1
-                    for i in range(kh):
-                        y = oy * sh - ph + i * dh
-                        if y < 0 or y >= H:
-                            continue
-                        for j in range(kw):
-                            xx = ox * sw - pw + j * dw
-                            if xx < 0 or xx >= W:
-                                continue
-                            v = x[n, c, y, xx]
-                            if at < 0 or v > best or v != v:
-                                best = v
-                                at = y * W + xx
-                                if v != v:
-                                    break
-                        if best != best:
-                            break
-                    idx[n, c, oy, ox] = base + at
+                    idx[n, c, oy, ox] = base + _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw,
+                                                              ph, pw, dh, dw)
+
+
+@kernel
+def pool_gather(v, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
+    """out[n, c, oy, ox] = ``v[n, c]`` where ``x[n, c]``'s window ``(oy, ox)`` has its
+    maximum: max pooling when ``v`` is ``x``. ``v`` and ``x`` are ``(N, C, H, W)``, ``out``
+    ``(N, C, OH, OW)``."""
+    N, C, H, W = x.shape
+    OH, OW = out.shape[2], out.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oy in range(OH):
+                for ox in range(OW):
+                    at = _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw)
+                    out[n, c, oy, ox] = v[n, c, at // W, at % W] if at >= 0 else -np.inf
+
+
+@kernel
+def pool_scatter(g, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
+    """out = 0, then ``g[n, c, oy, ox]`` added where ``x[n, c]``'s window ``(oy, ox)`` has its
+    maximum: max pooling's gradient. ``g`` is ``(N, C, OH, OW)``, ``x`` and ``out``
+    ``(N, C, H, W)``."""
+    N, C, H, W = x.shape
+    OH, OW = g.shape[2], g.shape[3]
+    out[:] = 0
+    for n in range(N):
+        for c in range(C):
+            for oy in range(OH):
+                for ox in range(OW):
+                    at = _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw)
+                    if at >= 0:
+                        out[n, c, at // W, at % W] += g[n, c, oy, ox]

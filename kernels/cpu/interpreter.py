@@ -20,6 +20,7 @@ from numba import carray, types
 from numba.core import config as numba_config
 from numba.extending import intrinsic
 
+from . import conv
 from . import elementwise as ew
 from . import index as ix
 from . import linalg
@@ -30,6 +31,9 @@ from .config import inline_kernel, kernel
 # opcodes
 UNARY, BINARY, COMPARE, WHERE, CLAMP, POW_SCALAR, COPY, FILL = range(8)
 REDUCE, STRIDED_COPY, MM, BMM, GATHER, SCATTER_ADD, SCATTER, SOFTMAX = range(8, 16)
+# windows over (N, C, H, W) at A: DIMS N, C, H, W; SA OH, OW, KH, KW; SB the strides and
+# paddings (sh, sw, ph, pw); SC the dilations (dh, dw)
+IM2COL, COL2IM, POOL_GATHER, POOL_SCATTER = range(16, 20)
 
 # columns of an instruction row
 OP, SUB, OUT, A, B, C = range(6)
@@ -260,7 +264,37 @@ def interpret(code, scalars, indices, arena, table):
             x = _span(arena, base, table, row[A], na * nr * nb).reshape((na, nr, nb))
             out = _span(arena, base, table, row[OUT], na * nr * nb).reshape((na, nr, nb))
             nn.softmax(x, out, row[SUB] == 1)
+        elif op >= IM2COL:
+            _windows(op, row, arena, base, table)
     return 0
+
+
+@kernel
+def _windows(op, row, arena, base, table):
+    """The window instructions (convolution's im2col and col2im, max pooling)."""
+    n, c, h, w = row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]
+    oh, ow, kh, kw = row[SA], row[SA + 1], row[SA + 2], row[SA + 3]
+    sh, sw, ph, pw, dh, dw = row[SB], row[SB + 1], row[SB + 2], row[SB + 3], row[SC], row[SC + 1]
+    image = (n, c, h, w)
+    if op == IM2COL:  # A: the image; OUT: its columns (N, OH, OW, C, KH, KW)
+        conv.im2col(_span(arena, base, table, row[A], n * c * h * w).reshape(image), sh, sw,
+                    ph, pw, dh, dw, _span(arena, base, table, row[OUT],
+                                          n * oh * ow * c * kh * kw).reshape((n, oh, ow, c, kh, kw)))
+    elif op == COL2IM:  # A: columns; OUT: the image they add up to
+        out = _span(arena, base, table, row[OUT], n * c * h * w)
+        out[:] = arena.dtype.type(0)
+        conv.col2im(_span(arena, base, table, row[A], n * oh * ow * c * kh * kw).reshape(
+            (n, oh, ow, c, kh, kw)), sh, sw, ph, pw, dh, dw, out.reshape(image))
+    elif op == POOL_GATHER:  # A: values and B: the image whose window maxima pick them
+        conv.pool_gather(_span(arena, base, table, row[A], n * c * h * w).reshape(image),
+                         _span(arena, base, table, row[B], n * c * h * w).reshape(image),
+                         kh, kw, sh, sw, ph, pw, dh, dw,
+                         _span(arena, base, table, row[OUT], n * c * oh * ow).reshape((n, c, oh, ow)))
+    else:  # POOL_SCATTER; A: the pooled gradient, B: the image
+        conv.pool_scatter(_span(arena, base, table, row[A], n * c * oh * ow).reshape((n, c, oh, ow)),
+                          _span(arena, base, table, row[B], n * c * h * w).reshape(image),
+                          kh, kw, sh, sw, ph, pw, dh, dw,
+                          _span(arena, base, table, row[OUT], n * c * h * w).reshape(image))
 
 
 @kernel
