@@ -107,30 +107,34 @@ def max_pool2d_index(x, kh, kw, sh, sw, ph, pw, dh, dw, idx):
 @kernel
 def pool_gather(v, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
     """out[n, c, oy, ox] = ``v[n, c]`` where ``x[n, c]``'s window ``(oy, ox)`` has its
-    maximum: max pooling when ``v`` is ``x``. ``v`` and ``x`` are ``(N, C, H, W)``, ``out``
-    ``(N, C, OH, OW)``."""
+    maximum: max pooling when ``v`` is ``x``. ``v`` and ``x`` are C-contiguous
+    ``(N, C, H, W)``, ``out`` ``(N, C, OH, OW)``."""
     N, C, H, W = x.shape
     OH, OW = out.shape[2], out.shape[3]
+    flat = v.reshape(N * C * H * W)  # (positions index the plane: no division per window)
     for n in range(N):
         for c in range(C):
+            base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
                     at = _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw)
-                    out[n, c, oy, ox] = v[n, c, at // W, at % W] if at >= 0 else -np.inf
+                    out[n, c, oy, ox] = flat[base + at] if at >= 0 else -np.inf
 
 
 @kernel
 def pool_scatter(g, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
     """out = 0, then ``g[n, c, oy, ox]`` added where ``x[n, c]``'s window ``(oy, ox)`` has its
     maximum: max pooling's gradient. ``g`` is ``(N, C, OH, OW)``, ``x`` and ``out``
-    ``(N, C, H, W)``."""
+    C-contiguous ``(N, C, H, W)``."""
     N, C, H, W = x.shape
     OH, OW = g.shape[2], g.shape[3]
-    out[:] = 0
+    flat = out.reshape(N * C * H * W)
+    flat[:] = 0
     for n in range(N):
         for c in range(C):
+            base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
                     at = _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw)
                     if at >= 0:
-                        out[n, c, at // W, at % W] += g[n, c, oy, ox]
+                        flat[base + at] += g[n, c, oy, ox]
