@@ -1405,6 +1405,21 @@ _lower_gather_index = _lower_gather("key")
 _lower_take = _lower_gather("idx")
 
 
+def _lower_nll(lw, p):
+    """-sum(logp.flat[idx]) (over the rows' count for the mean): sum then one division (a
+    negation is exact, so this is the composition's result bit for bit)."""
+    (logp,) = p.inputs
+    off, _ = lw.operand(logp)
+    m = p.attrs["idx"].shape[0]
+    picked = lw.alloc(m)
+    lw.row(I.GATHER, lw.indices("idx", None, m), picked, off, dims=(m, 1, 1, 1))
+    total = lw.reduce(rd.SUM, picked, (m,), (0,))
+    out = lw.new_out(p)
+    lw.elementwise(I.BINARY, ew.DIV, out, (), [
+        (total, (), None), (lw.constant(-m if p.attrs["reduction"] == "mean" else -1), (), None)])
+    return out
+
+
 def _lower_index_add(lw, p):
     (g,) = p.inputs
     off, gshape = lw.operand(g)
@@ -1463,7 +1478,7 @@ LOWER = {
     "log_softmax": _lower_softmax(True),
     "mm": _lower_mm, "dot": _lower_mm, "mv": _lower_mm, "bmm": _lower_bmm,
     "linear": _lower_linear, "linear_act": _lower_linear_act, "mse_loss": _lower_mse,
-    "im2col": _lower_im2col, "col2im": _lower_col2im,
+    "im2col": _lower_im2col, "col2im": _lower_col2im, "nll_loss": _lower_nll,
     "max_pool2d": _lower_pool(I.POOL_GATHER), "max_pool2d_gather": _lower_pool(I.POOL_GATHER),
     "max_pool2d_scatter": _lower_pool(I.POOL_SCATTER),
     "view": _lower_view, "permute": _lower_view, "expand": _lower_view,

@@ -244,6 +244,11 @@ def _max_pool_backward(m, x, g, **kw):
     return m.autograd.grad(m.nn.functional.max_pool2d(x, **kw), x, g, create_graph=True)[0]
 
 
+def _nll(x, t, reduction="mean"):
+    picked = -x[np.arange(len(t)), t]
+    return picked.mean() if reduction == "mean" else picked.sum()
+
+
 def _mse(x, t, reduction="mean"):
     sq = (x - t) ** 2
     return sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
@@ -834,6 +839,11 @@ def _entries():
                                  S(real(rng, (3, 2)), real(rng, (1, 2)), real(rng, (1,)),
                                    layouts=("T", "S"))]),
             ["linear", act.lower()], lazy_prims=("linear_act",), tol32=(1e-5, 1e-5))
+    add("nll_loss", lambda m, x, t, **kw: m.nn.functional.nll_loss(x, t, **kw), _nll,
+        samples(lambda rng: [S(real(rng, (4, 3)), ints(rng, (4,), 0, 3)),
+                             S(real(rng, (5, 2)), ints(rng, (5,), 0, 2), reduction="sum"),
+                             S(real(rng, (3, 4)), ints(rng, (3,), 0, 4), layouts=("T",))]),
+        ["nll_loss", "index_add", "expand"])
     add("mse_loss", lambda m, x, t, **kw: m.nn.functional.mse_loss(x, t, **kw), _mse,
         samples(lambda rng: [S(real(rng, (2, 3)), real(rng, (2, 3))),
                              S(real(rng, (4,)), real(rng, (4,)), reduction="sum"),

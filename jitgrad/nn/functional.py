@@ -498,30 +498,59 @@ def _class_last(input, target):
     return ops.reshape(moved, (-1, c)), ops.reshape(target, (-1,))
 
 
-def _record_picked(logp, target, idx):
-    """Lazy mode: record ``logp.flat[idx]``, ``idx`` the flat positions of each row's class
-    ``target`` (kept in ``rows``, so a jitgrad.jit replay can remake them); None when the
-    recorder declines."""
+def _nll_forward(logp, idx, rows, reduction):
+    losses = np.negative(_launch.gather(logp, idx))
+    total = _launch.reduce(rd.SUM, losses, (0,), logp.dtype)
+    return total / logp.dtype.type(idx.shape[0]) if reduction == "mean" else total
+
+
+def _nll_vjp(c, g):
+    """``-g`` (``-g / M`` for the mean) at each row's class, as PyTorch's NLL backward."""
+    m = c.attrs["idx"].shape[0]
+    g = g / float(-m) if c.attrs["reduction"] == "mean" else -g
+    return (ops.apply(ops._INDEX_ADD, [ops.expand(g, (m,))], "IndexAddBackward0",
+                      shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),)
+
+
+# The common NLL loss (no class weights, nothing ignored, mean or sum) as one op over
+# ``(M, C)`` log-probabilities: ``idx`` holds each row's flat class position (``rows`` says
+# how it follows from the labels, so a jitgrad.jit replay can remake it)
+_NLL = ops.defop("nll_loss", _nll_forward, _nll_vjp,
+                 meta=lambda metas, idx, rows, reduction: [((), metas[0][1])])
+
+
+def _nll(logp, target, idx, reduction):
     m, c = logp._shape
-    # the attributes' key given: no detour through a structural key for the array
-    return _lazy.record(ops._TAKE, [logp], {"idx": idx, "rows": (target, c)}, "TakeBackward0",
-                        (("idx", ("array", (m,), "<i8")), ("rows", (None, c))))
+    attrs = {"idx": idx, "rows": (target, c), "reduction": reduction}
+    if _lazy._STATE["lazy"]:  # the attributes' key given: no structural key for the array
+        out = _lazy.record(_NLL, [logp], attrs, "NllLossBackward0", (
+            ("idx", ("array", (m,), "<i8")), ("rows", (None, c)), ("reduction", reduction)))
+        if out is not None:
+            return out
+    return ops.apply(_NLL, [logp], "NllLossBackward0", **attrs)
+
+
+def _class_idx(logp, target, ignore_index):
+    """Each row's flat class position in ``(M, C)`` ``logp`` when every label is a class
+    and none is ``ignore_index`` (the common case), else None."""
+    if target._npdtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
+    m, c = logp._shape
+    if not m or 0 <= ignore_index < c:
+        return None
+    idx = _index.class_positions(np.ascontiguousarray(target._data), c)
+    return idx if idx.shape[0] == m else None
 
 
 def _picked(logp, target, weight, ignore_index):
     """``logp[i, target[i]]`` per row and each row's weight (0 where ignored)."""
+    m, c = logp._shape
+    idx = _class_idx(logp, target, ignore_index) if weight is None else None
+    if idx is not None:
+        return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=idx, rows=(target, c)), None
     if target._npdtype != np.int64:
         raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
-    m, c = logp._shape
     t = target._data
-    if weight is None and m and not 0 <= ignore_index < c and (
-            idx := _index.class_positions(np.ascontiguousarray(t), c)).shape[0] == m:
-        # every target a valid class, none ignored (the common case): flat positions at once
-        if _lazy._STATE["lazy"]:
-            out = _record_picked(logp, target, idx)
-            if out is not None:
-                return out, None
-        return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=idx, rows=(target, c)), None
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= c))
     if bad.any():
@@ -544,6 +573,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """
     _check_reduction(reduction)
     rows, t = _class_last(input, target)
+    if weight is None and reduction != "none":
+        idx = _class_idx(rows, t, ignore_index)
+        if idx is not None:
+            return _nll(rows, t, idx, reduction)
     picked, w = _picked(rows, t, weight, ignore_index)
     if w is None:
         losses = -picked
@@ -562,8 +595,8 @@ _LOG_SOFTMAX_ROWS = {"dim": 1}
 def _cross_entropy_lane(input, target, reduction):
     """Lazy mode's lane for the common ``cross_entropy``: ``(M, C)`` float logits, ``(M,)``
     class labels all in range, no weights or smoothing. Records what the general path
-    records (log_softmax, take, neg, mean or sum) without its checks on the way; None
-    when this is not that case (the general path then checks and raises as PyTorch)."""
+    records (log_softmax, nll_loss) without its checks on the way; None when this is not
+    that case (the general path then checks and raises as PyTorch)."""
     if type(input) is not Tensor or type(target) is not Tensor:
         return None
     xs, ts = input._shape, target._shape
@@ -579,11 +612,7 @@ def _cross_entropy_lane(input, target, reduction):
                         _LOG_SOFTMAX_KEY)
     if logp is None:
         return None
-    picked = _record_picked(logp, target, idx)
-    if picked is None:
-        return None
-    losses = -picked
-    return losses.mean() if reduction == "mean" else losses.sum()
+    return _nll(logp, target, idx, reduction)
 
 
 _LOG_SOFTMAX_KEY = tuple(_LOG_SOFTMAX_ROWS.items())
