@@ -276,13 +276,21 @@ def record(op, inputs, attrs, name, akey=None):
         refs = (a, b)
     else:
         refs = []
+        ext = rec.ext
         for t in operands:
             p = t._lazy
             if p is not None and p.seg is seg:
                 refs.append(p.pos)
+                continue
+            k = id(t)
+            slot = slots.get(k)
+            if slot is None:  # (_bind, inline: linear binds its weight and bias every step)
+                slots[k] = len(ext)
+                ext.append(t)
+                key = t._bk
+                refs.append(key if key is not None else _bind_key(t))
             else:
-                slot = slots.get(id(t))
-                refs.append(_bind(rec, t) if slot is None else -1 - slot)
+                refs.append(-1 - slot)
         refs = tuple(refs)
     grad = rec.grad and name is not None
     node = rec.node
@@ -372,8 +380,13 @@ def _bind(rec, t):
     rec.slots[id(t)] = len(rec.ext)
     rec.ext.append(t)
     key = t._bk
-    if key is None:  # kept on the tensor: only a new value or autograd state changes it
-        key = t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
+    return key if key is not None else _bind_key(t)
+
+
+def _bind_key(t):
+    """``t``'s key as an input, kept on the tensor: only a new value or autograd state
+    changes it."""
+    key = t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
     return key
 
 
