@@ -1,15 +1,16 @@
 """Stateless layer functions, as ``torch.nn.functional``.
 
 Most are compositions of jitgrad ops, so autograd (and higher-order
-gradients) come with them. Four primitives are new here and join the op
+gradients) come with them. Some primitives are new here and join the op
 registry: ``im2col`` and its transpose ``col2im`` (each the other's VJP),
 through which ``conv2d`` becomes one BLAS matmul and ``avg_pool2d`` a row
-sum, ``erf`` for the exact GELU, and ``mse_loss`` (one op, as PyTorch records
-it, where the composition would be three). ``max_pool2d`` finds each window's
-argmax with a kernel and then gathers there with ``take``, whose VJP
-scatters the gradient back. Where jitgrad differs from PyTorch the
-docstring says so; ``grad_fn`` names are those of the composed ops
-(``conv2d``'s output shows ``PermuteBackward0``, not ``ConvolutionBackward0``).
+sum; ``erf`` for the exact GELU; ``max_pool2d`` with its backward
+(``max_pool2d_scatter``) and that one's backward (``max_pool2d_gather``),
+kernels that find each window's maximum themselves; and ``mse_loss`` and
+``nll_loss``'s common case, one op each as PyTorch records them. Where
+jitgrad differs from PyTorch the docstring says so; ``grad_fn`` names are
+those of the composed ops (``conv2d``'s output shows ``PermuteBackward0``, not
+``ConvolutionBackward0``).
 """
 import math
 import numbers
@@ -95,8 +96,7 @@ def _pool_forward(fn, operands):
 
 def _pool_meta(shape_of):
     def meta(metas, kernel, stride, padding, dilation, out_hw):
-        (shape, dtype) = metas[-1]  # the image's
-        return [(shape_of(shape, out_hw), metas[0][1])]
+        return [(shape_of(metas[-1][0], out_hw), metas[0][1])]  # (the image comes last)
     return meta
 
 
@@ -112,11 +112,6 @@ def _image(shape, out_hw):
 # image themselves (the positions are never kept): recorded, lowered and run in one
 # Program like any other op. ``max_pool2d_gather(v, x)`` takes ``v``'s values at ``x``'s
 # window maxima, ``max_pool2d_scatter(g, x)`` adds ``g`` there; each is the other's VJP.
-_MAX_POOL = ops.defop(
-    "max_pool2d", _pool_forward(_conv.pool_gather, lambda x: (x, x)),
-    lambda c, g: (ops.apply(_POOL_SCATTER, [g, c.saved(0)],
-                            "MaxPool2DWithIndicesBackwardBackward0", **c.attrs),),
-    (0,), meta=_pool_meta(_pooled))
 def _no_grad_for_image(c):
     """The image's gradient where it only picks positions: zero, as PyTorch gives it."""
     if not c.needs_input_grad[1]:
@@ -125,6 +120,11 @@ def _no_grad_for_image(c):
     return Tensor._make(np.zeros(shape, dtype))
 
 
+_MAX_POOL = ops.defop(
+    "max_pool2d", _pool_forward(_conv.pool_gather, lambda x: (x, x)),
+    lambda c, g: (ops.apply(_POOL_SCATTER, [g, c.saved(0)],
+                            "MaxPool2DWithIndicesBackwardBackward0", **c.attrs),),
+    (0,), meta=_pool_meta(_pooled))
 _POOL_SCATTER = ops.defop(
     "max_pool2d_scatter", _pool_forward(_conv.pool_scatter, lambda g, x: (g, x)),
     lambda c, g: (ops.apply(_POOL_GATHER, [g, c.saved(1)], "MaxPool2DWithIndicesBackward0",

@@ -274,27 +274,29 @@ def _windows(op, row, arena, base, table):
     """The window instructions (convolution's im2col and col2im, max pooling)."""
     n, c, h, w = row[DIMS], row[DIMS + 1], row[DIMS + 2], row[DIMS + 3]
     oh, ow, kh, kw = row[SA], row[SA + 1], row[SA + 2], row[SA + 3]
-    sh, sw, ph, pw, dh, dw = row[SB], row[SB + 1], row[SB + 2], row[SB + 3], row[SC], row[SC + 1]
-    image = (n, c, h, w)
-    if op == IM2COL:  # A: the image; OUT: its columns (N, OH, OW, C, KH, KW)
-        conv.im2col(_span(arena, base, table, row[A], n * c * h * w).reshape(image), sh, sw,
-                    ph, pw, dh, dw, _span(arena, base, table, row[OUT],
-                                          n * oh * ow * c * kh * kw).reshape((n, oh, ow, c, kh, kw)))
+    sh, sw, ph, pw = row[SB], row[SB + 1], row[SB + 2], row[SB + 3]
+    dh, dw = row[SC], row[SC + 1]
+    image, pooled, columns = (n, c, h, w), (n, c, oh, ow), (n, oh, ow, c, kh, kw)
+    n_image, n_pooled, n_columns = n * c * h * w, n * c * oh * ow, n * oh * ow * c * kh * kw
+    if op == IM2COL:  # A: the image; OUT: its columns
+        x = _span(arena, base, table, row[A], n_image).reshape(image)
+        cols = _span(arena, base, table, row[OUT], n_columns).reshape(columns)
+        conv.im2col(x, sh, sw, ph, pw, dh, dw, cols)
     elif op == COL2IM:  # A: columns; OUT: the image they add up to
-        out = _span(arena, base, table, row[OUT], n * c * h * w)
+        cols = _span(arena, base, table, row[A], n_columns).reshape(columns)
+        out = _span(arena, base, table, row[OUT], n_image)
         out[:] = arena.dtype.type(0)
-        conv.col2im(_span(arena, base, table, row[A], n * oh * ow * c * kh * kw).reshape(
-            (n, oh, ow, c, kh, kw)), sh, sw, ph, pw, dh, dw, out.reshape(image))
+        conv.col2im(cols, sh, sw, ph, pw, dh, dw, out.reshape(image))
     elif op == POOL_GATHER:  # A: values and B: the image whose window maxima pick them
-        conv.pool_gather(_span(arena, base, table, row[A], n * c * h * w).reshape(image),
-                         _span(arena, base, table, row[B], n * c * h * w).reshape(image),
-                         kh, kw, sh, sw, ph, pw, dh, dw,
-                         _span(arena, base, table, row[OUT], n * c * oh * ow).reshape((n, c, oh, ow)))
+        v = _span(arena, base, table, row[A], n_image).reshape(image)
+        x = _span(arena, base, table, row[B], n_image).reshape(image)
+        out = _span(arena, base, table, row[OUT], n_pooled).reshape(pooled)
+        conv.pool_gather(v, x, kh, kw, sh, sw, ph, pw, dh, dw, out)
     else:  # POOL_SCATTER; A: the pooled gradient, B: the image
-        conv.pool_scatter(_span(arena, base, table, row[A], n * c * oh * ow).reshape((n, c, oh, ow)),
-                          _span(arena, base, table, row[B], n * c * h * w).reshape(image),
-                          kh, kw, sh, sw, ph, pw, dh, dw,
-                          _span(arena, base, table, row[OUT], n * c * h * w).reshape(image))
+        g = _span(arena, base, table, row[A], n_pooled).reshape(pooled)
+        x = _span(arena, base, table, row[B], n_image).reshape(image)
+        out = _span(arena, base, table, row[OUT], n_image).reshape(image)
+        conv.pool_scatter(g, x, kh, kw, sh, sw, ph, pw, dh, dw, out)
 
 
 @kernel
