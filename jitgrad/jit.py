@@ -160,6 +160,8 @@ class Trace:
 
     def __init__(self, capture, plan):
         self.events, self.plan, self.epoch = capture.events, plan, capture.epoch
+        # each training step's implicit gradient, 1 (read only, never handed out: made once)
+        self.seeds = {k: _ones(*ev[3]) for k, ev in enumerate(self.events) if ev[0] == "train"}
 
     def replay(self, args):
         if _lazy._module_epoch[0] != self.epoch:
@@ -167,14 +169,13 @@ class Trace:
         # first every guard and index array, so that a failed guard leaves nothing half done
         bound = [_prepare(ev, args) for ev in self.events]
         done = []  # per event: (program, arena) or a read value
-        for ev, prepared in zip(self.events, bound):
+        for k, (ev, prepared) in enumerate(zip(self.events, bound)):
             kind = ev[0]
             if kind == "train":
-                _, entry, sources, (shape, dtype), retain, _ = ev
+                _, entry, sources, _, retain, _ = ev
                 ext = [t if t is not None else _resolve(s, args, done)
                        for s, t in zip(sources, prepared[0])]
-                seed = _ones(shape, dtype)
-                done.append(entry.run_bound(ext, None, seed, retain, prepared[1]))
+                done.append(entry.run_bound(ext, None, self.seeds[k], retain, prepared[1]))
             elif kind == "program":
                 _, program, sources, _ = ev
                 values = [(t if t is not None else _resolve(s, args, done))._data
