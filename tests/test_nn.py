@@ -799,3 +799,83 @@ def test_linear_with_and_without_bias_and_subclassed(bias):
     expected = np.repeat(x.numpy().sum(1, keepdims=True), 2, axis=1)
     np.testing.assert_allclose(m(x).detach().numpy(),
                                expected + (m.bias.detach().numpy() if bias else 0), rtol=1e-6)
+
+
+# --- nn.utils ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0])
+@pytest.mark.parametrize("max_norm", [0.5, 100.0])
+def test_clip_grad_norm_against_numpy(norm_type, max_norm):
+    """The norm of the gradients' norms, and each gradient scaled in place by
+    ``min(max_norm / (norm + 1e-6), 1)``; parameters without a gradient are skipped."""
+    shapes = [(3, 4), (5,), (2, 2, 2)]
+    grads = [RNG.standard_normal(s) for s in shapes]
+    params = [jg.tensor(RNG.standard_normal(s), requires_grad=True) for s in shapes]
+    for p, g in zip(params, grads):
+        p.grad = jg.tensor(g)
+    skipped = jg.tensor([1.0, 2.0], dtype=jg.float64, requires_grad=True)
+    homes = [p.grad for p in params]
+    total = nn.utils.clip_grad_norm_(params + [skipped], max_norm, norm_type=norm_type)
+    flat = np.abs(np.concatenate([g.ravel() for g in grads]))
+    want = flat.max() if norm_type == math.inf else (flat ** norm_type).sum() ** (1 / norm_type)
+    assert total.item() == pytest.approx(want, rel=1e-12)
+    factor = min(max_norm / (want + 1e-6), 1.0)
+    for p, g, home in zip(params, grads, homes):
+        assert p.grad is home  # scaled in place
+        np.testing.assert_allclose(p.grad.numpy(), g * factor, rtol=1e-12)
+    assert skipped.grad is None
+
+
+def test_clip_grad_utilities_match_torch_and_report_errors():
+    torch = torch_or_skip()
+    grads = [RNG.standard_normal(s).astype(np.float32) for s in [(4, 3), (3,)]]
+    ours = [jg.zeros(g.shape, requires_grad=True) for g in grads]
+    theirs = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    for p, q, g in zip(ours, theirs, grads):
+        p.grad, q.grad = jg.tensor(g), torch.tensor(g)
+    a = nn.utils.clip_grad_norm_(ours, 1.0)
+    b = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    assert a.dtype is jg.float32 and a.item() == pytest.approx(b.item(), rel=1e-6)
+    nn.utils.clip_grad_value_(ours[0], 0.1)
+    torch.nn.utils.clip_grad_value_(theirs[0], 0.1)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-6)
+    assert nn.utils.clip_grad_norm_([jg.zeros(2, requires_grad=True)], 1.0).item() == 0.0
+    bad = jg.zeros(2, requires_grad=True)
+    bad.grad = jg.tensor([float("nan"), 1.0])
+    with pytest.raises(RuntimeError, match="is non-finite, so it cannot be clipped"):
+        nn.utils.clip_grad_norm_([bad], 1.0, error_if_nonfinite=True)
+    vec = nn.utils.parameters_to_vector(ours)
+    np.testing.assert_array_equal(
+        vec.detach().numpy(), torch.nn.utils.parameters_to_vector(theirs).detach().numpy())
+    nn.utils.vector_to_parameters(vec * 2, ours)
+    np.testing.assert_array_equal(ours[1].detach().numpy(), np.zeros(3))
+    nn.utils.vector_to_parameters(jg.arange(15.0), ours)
+    assert ours[1].tolist() == [12.0, 13.0, 14.0] and ours[0].shape == (4, 3)
+
+
+def test_clipping_between_backward_and_step_trains_as_eager(lazy_mode):
+    """Clipping reads and scales the gradients a cached lazy step wrote into the optimizer's
+    arena; the step then uses the clipped values, as in eager mode."""
+    def train(mode):
+        jg.set_mode(mode)
+        try:
+            jg.manual_seed(4)
+            model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+            opt = jg.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+            x, y = jg.randn(6, 3), jg.randn(6, 2)
+            norms = []
+            for _ in range(6):
+                opt.zero_grad()
+                F.mse_loss(model(x), y).backward()
+                norms.append(nn.utils.clip_grad_norm_(model.parameters(), 0.1).item())
+                opt.step()
+            return norms, [p.detach().numpy().copy() for p in model.parameters()]
+        finally:
+            jg.set_mode("lazy")
+
+    (n1, p1), (n2, p2) = train("lazy"), train("eager")
+    np.testing.assert_allclose(n1, n2, rtol=1e-5)
+    assert max(n1) > 0.1  # the clipping did scale
+    for a, b in zip(p1, p2):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
