@@ -172,7 +172,11 @@ def _link_views(op, src, outs, name, attrs, multi):
             return r[i] if multi else r
         o._base, o._view_fn = base, remake
         if base._requires_grad or o._requires_grad or is_grad_enabled():
-            base.__dict__.setdefault("_views", []).append(weakref.ref(o))
+            views = base.__dict__.setdefault("_views", [])
+            n = len(views)
+            if n >= 32 and not n & (n - 1):  # at each power of two, drop the views that died
+                views[:] = [r for r in views if r() is not None]  # (a weight viewed each step)
+            views.append(weakref.ref(o))
 
 
 # --- argument helpers ------------------------------------------------------------

@@ -837,6 +837,21 @@ def test_setitem_with_slices_and_tensor_indices():
     assert_close(r.grad, [1.0, 4.0])
 
 
+def test_views_of_a_long_lived_tensor_are_not_all_kept():
+    """A parameter viewed every step (conv2d reshapes its weight) remembers only the views
+    still alive (for in-place replays): the list does not grow with the steps."""
+    w = jg.randn(4, 3, requires_grad=True)
+    kept = w.t()
+    for _ in range(1000):
+        w.grad = None
+        (w.t() * 2).sum().backward()
+    refs = w.__dict__["_views"]
+    assert len(refs) < 64 and any(r() is kept for r in refs)
+    with jg.no_grad():
+        w.mul_(2)  # an in-place write still reaches the view kept alive
+    np.testing.assert_allclose(kept.detach().numpy(), w.detach().numpy().T)
+
+
 def test_inplace_through_view_propagates_to_base_gradient():
     a = jg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     b = a.clone()
