@@ -1314,7 +1314,7 @@ def _linear_act_nodes(p, saved_out):
     inner = node_class("AddmmBackward0")(_LINEAR, _NO_ATTRS, [x, w, b], 1)
     inner.save(0, x)
     inner.save(1, w)
-    middle = Tensor._make(fake_array(p.shape, p.dtype))  # the edge between the two: no data
+    middle = Tensor._make(fake_array(p.shape, p.dtype, (0,) * len(p.shape)))  # only an edge
     middle._requires_grad, middle._grad_fn = True, inner
     act = _ACTIVATIONS[p.attrs["act"]]
     outer = node_class(act[1])(REGISTRY[p.attrs["act"]], _NO_ATTRS, [middle], 1)
