@@ -87,6 +87,34 @@ def _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw):
     return at
 
 
+@inline_kernel
+def _pick(best, at, v, pos):
+    """``v`` at ``pos`` replaces the maximum so far when larger, or when it is the first
+    NaN (selects, not branches: random data mispredicts a branch half the time)."""
+    take = (v > best) | ((v != v) & (best == best))
+    return (v if take else best), (pos if take else at)
+
+
+@inline_kernel
+def _max_at_2x2(x, n, c, oy, ox):
+    """``_window_max_at`` for MaxPool2d(2)'s windows (2x2, stride 2, no padding or dilation,
+    all inside ``x``), unrolled."""
+    W = x.shape[3]
+    y, xx = 2 * oy, 2 * ox
+    best, at = x[n, c, y, xx], y * W + xx
+    best, at = _pick(best, at, x[n, c, y, xx + 1], y * W + xx + 1)
+    best, at = _pick(best, at, x[n, c, y + 1, xx], (y + 1) * W + xx)
+    best, at = _pick(best, at, x[n, c, y + 1, xx + 1], (y + 1) * W + xx + 1)
+    return at
+
+
+@inline_kernel
+def _plain_2x2(x, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Whether the windows are MaxPool2d(2)'s, all inside ``x``."""
+    return (kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1
+            and dw == 1 and 2 * oh <= x.shape[2] and 2 * ow <= x.shape[3])
+
+
 @kernel
 def max_pool2d_index(x, kh, kw, sh, sw, ph, pw, dh, dw, idx):
     """idx[n, c, oy, ox] = flat position in ``x`` of its window's maximum.
@@ -112,12 +140,14 @@ def pool_gather(v, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
     N, C, H, W = x.shape
     OH, OW = out.shape[2], out.shape[3]
     flat = v.reshape(N * C * H * W)  # (positions index the plane: no division per window)
+    plain = _plain_2x2(x, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw)
     for n in range(N):
         for c in range(C):
             base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
-                    at = _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw)
+                    at = (_max_at_2x2(x, n, c, oy, ox) if plain else
+                          _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw))
                     out[n, c, oy, ox] = flat[base + at] if at >= 0 else -np.inf
 
 
@@ -130,11 +160,13 @@ def pool_scatter(g, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
     OH, OW = g.shape[2], g.shape[3]
     flat = out.reshape(N * C * H * W)
     flat[:] = 0
+    plain = _plain_2x2(x, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw)
     for n in range(N):
         for c in range(C):
             base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
-                    at = _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw)
+                    at = (_max_at_2x2(x, n, c, oy, ox) if plain else
+                          _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw))
                     if at >= 0:
                         flat[base + at] += g[n, c, oy, ox]
