@@ -475,6 +475,21 @@ def test_max_pool_ties_nan_indices_and_modules():
     assert idx.tolist() == [[[[0]]]] and x.grad.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
     y = jg.tensor([[[[1.0, float("nan")], [3.0, 1.0]]]])
     assert math.isnan(F.max_pool2d(y, 2).item())
+    # without indices (MaxPool2d(2)'s unrolled search, and the general one for 3x3 windows):
+    # the first maximum takes the gradient, and of several NaNs the last, as in PyTorch's
+    # CPU kernel (these are its gradients)
+    for k, data, want in [
+            (2, [[1.0, 1.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 0.0]]),
+            (2, [[1.0, float("nan")], [float("nan"), 5.0]], [[0.0, 0.0], [1.0, 0.0]]),
+            (3, [[2.0, 0.0, 2.0], [1.0, 2.0, 0.0], [0.0, 0.0, 0.0]],
+             [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),
+            (3, [[0.0, 1.0, 0.0], [float("nan"), 2.0, float("nan")], [0.0, 0.0, 0.0]],
+             [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])]:
+        for indices in (False, True):
+            x = jg.tensor([[data]], requires_grad=True)
+            out = F.max_pool2d(x, k, return_indices=indices)
+            (out[0] if indices else out).sum().backward()
+            assert x.grad.tolist() == [[want]]
     x = jg.randn(2, 3, 9, 9)
     assert nn.MaxPool2d(3, 2, ceil_mode=True)(x).shape == (2, 3, 4, 4)
     assert nn.AvgPool2d(2)(x).shape == (2, 3, 4, 4)

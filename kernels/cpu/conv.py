@@ -65,8 +65,9 @@ def col2im(cols, sh, sw, ph, pw, dh, dw, out):
 @inline_kernel
 def _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw):
     """The flat ``H*W`` position in ``x[n, c]`` of window ``(oy, ox)``'s maximum (-1 for a
-    window with no position inside ``x``). The first maximum wins ties and a NaN wins
-    over numbers, as in PyTorch; padding never wins (it is -inf)."""
+    window with no position inside ``x``). As in PyTorch's CPU kernel, the first maximum
+    wins ties, a NaN wins over numbers and the last NaN over earlier ones; padding never
+    wins (it is -inf)."""
     H, W = x.shape[2], x.shape[3]
     best = -np.inf
     at = -1
@@ -82,16 +83,14 @@ def _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw):
             if at < 0 or v > best or v != v:
                 best = v
                 at = y * W + xx
-                if v != v:
-                    return at
     return at
 
 
 @inline_kernel
 def _pick(best, at, v, pos):
-    """``v`` at ``pos`` replaces the maximum so far when larger, or when it is the first
-    NaN (selects, not branches: random data mispredicts a branch half the time)."""
-    take = (v > best) | ((v != v) & (best == best))
+    """``v`` at ``pos`` replaces the maximum so far when larger or a NaN (selects, not
+    branches: random data mispredicts a branch half the time)."""
+    take = (v > best) | (v != v)
     return (v if take else best), (pos if take else at)
 
 
