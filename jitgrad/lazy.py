@@ -177,10 +177,10 @@ class _Step:
         self.last = None  # (op, grad, akey, refs, child) of the child last taken
         self.deferred = deferred  # some op on the path to here defers its grad_fn
         self.metas = None    # [(shape, dtype, view)] per output
-        self.mode = 0        # 0: outputs finished by ops.finish (several outputs, grad_fn
-        #                      made at once); 1: no grad; 2: grad_fn deferred; 3, 4: a view
-        #                      op's 1 and 2; -1: the interpreter does not cover it (runs
-        #                      eagerly)
+        self.mode = 0        # 0: outputs finished by ops.finish (several outputs, a view
+        #                      without grad, grad_fn made at once); 1: no grad; 2: grad_fn
+        #                      deferred; 4: a view op's grad_fn deferred; -1: the
+        #                      interpreter does not cover it (runs eagerly)
         self.fdtype = fdtype  # the float dtype of the segment's Program (one per Program)
         self.programs = None  # outputs that must be contiguous -> Program
         self.train = None    # (root position, seed dtype) -> _TrainEntry
@@ -328,7 +328,7 @@ def record(op, inputs, attrs, name, akey=None):
         else:
             p.grad = p.vc = None
             t._vc, t._requires_grad, t._grad_fn = [0], False, None
-        if mode > 2:  # a view: linked to its input's storage now, as ops.finish links it
+        if mode == 4:  # a view: linked to its input's storage now, as ops.finish links it
             p.view = view
             _link_views(op, inputs[0], (t,), name, attrs, False)
         if pos >= MAX_OPS - 1:
@@ -1317,8 +1317,8 @@ def _lower_linear_act(lw, p):
     # loop runs unvectorised, 6x slower for tanh)
     linear = _lower_linear(lw, p, lw.alloc(np.prod(p.shape, dtype=np.int64)))
     out = lw.new_out(p)
-    code = {"tanh": ew.TANH, "relu": ew.RELU, "sigmoid": ew.SIGMOID}[p.attrs["act"]]
-    lw.elementwise(I.UNARY, code, out, p.shape, [(linear, p.shape, None)])
+    lw.elementwise(I.UNARY, _ACTIVATIONS[p.attrs["act"]][0], out, p.shape,
+                   [(linear, p.shape, None)])
     return out
 
 
@@ -1500,8 +1500,8 @@ LOWER = {
     "take": _lower_take, "index_add": _lower_index_add, "index_put": _lower_index_put,
 }
 
-from .ops import (_flat_positions, _link_views, defop as _defop,  # noqa: E402  (ops
-                  fake_array, finish as _finish)  # imports this module last)
+from .ops import (_ACTIVATIONS, _flat_positions, _link_views,  # noqa: E402  (ops
+                  defop as _defop, fake_array, finish as _finish)  # imports this module last)
 from . import tensor as _tensor  # noqa: E402
 from .autograd.graph import SavedTensor, node_class  # noqa: E402
 from .autograd.anomaly_mode import _state as _anomaly_state  # noqa: E402
@@ -1728,9 +1728,7 @@ class _TrainEntry:
                 _tls.quiet -= 1
         for v in self.extra:
             values.append(seed_value if v is None else v)
-        if indices is None and not self.index_specs:
-            indices = ()
-        elif indices is None:
+        if indices is None:
             indices = []
             for (place, kind, shape, const), j in zip(self.index_specs, self.index_same):
                 indices.append(indices[j] if j < len(indices) else (
@@ -1754,10 +1752,9 @@ class _TrainEntry:
             for leaf, off, n in hand.computed:
                 _accumulate_leaf(leaf, _Tensor._make(arena[off:off + n].reshape(leaf._shape)),
                                  False, owned=True)
-        if self.other_grads:
-            for k, kind, src in self.other_grads:
-                g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
-                _accumulate_leaf(ext[k], _Tensor._make(g), False)  # copied: not our array
+        for k, kind, src in self.other_grads:
+            g = seed_value if kind == "seed" else (ext[src]._data if kind == "fwd" else src)
+            _accumulate_leaf(ext[k], _Tensor._make(g), False)  # copied: not our array
         return program, arena
 
 

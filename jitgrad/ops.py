@@ -1289,8 +1289,10 @@ _LINEAR = defop("linear", _linear_forward, _linear_vjp, (0, 1), meta=_linear_met
 # grad_fn is what the two would have made: the activation's node, whose input is the
 # linear node (nothing the user holds is the linear output in between: each node saves
 # only inputs, or its own output). Eager mode runs the layers as they are.
-_ACTIVATIONS = {"tanh": (ew.TANH, "TanhBackward0"), "relu": (ew.RELU, "ReluBackward0"),
-                "sigmoid": (ew.SIGMOID, "SigmoidBackward0")}
+# per activation: its elementwise code, grad_fn name and backward from the output
+_ACTIVATIONS = {"tanh": (ew.TANH, "TanhBackward0", tanh_backward),
+                "relu": (ew.RELU, "ReluBackward0", threshold_backward),
+                "sigmoid": (ew.SIGMOID, "SigmoidBackward0", sigmoid_backward)}
 
 
 def _linear_act_forward(x, w, b, act):
@@ -1298,11 +1300,7 @@ def _linear_act_forward(x, w, b, act):
 
 
 def _linear_act_vjp(c, g):
-    out = c.saved("out")
-    act = c.attrs["act"]
-    g = (tanh_backward(g, out) if act == "tanh" else
-         threshold_backward(g, out) if act == "relu" else sigmoid_backward(g, out))
-    return _linear_vjp(c, g)
+    return _linear_vjp(c, _ACTIVATIONS[c.attrs["act"]][2](g, c.saved("out")))
 
 
 def _linear_act_meta(m, act):
@@ -1326,7 +1324,7 @@ _LINEAR_ACT = defop("linear_act", _linear_act_forward, _linear_act_vjp, (0, 1, "
                     meta=_linear_act_meta, nodes=_linear_act_nodes)
 # per activation: the attributes, their key and the grad_fn name, made once
 LINEAR_ACT_LANES = {act: ({"act": act}, (("act", act),), name)
-                    for act, (_, name) in _ACTIVATIONS.items()}
+                    for act, (_, name, _) in _ACTIVATIONS.items()}
 
 
 def linear(input, weight, bias=None):

@@ -7,7 +7,7 @@ from .layers import (AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Embedding, Fl
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList", "Identity",
-           "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "ReLU", "Tanh", "Sigmoid",
-           "GELU", "Softmax", "LogSoftmax", "Dropout", "Embedding", "LayerNorm", "MSELoss",
-           "NLLLoss", "CrossEntropyLoss"]
+__all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "ModuleList",
+           "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "ReLU", "Tanh",
+           "Sigmoid", "GELU", "Softmax", "LogSoftmax", "Dropout", "Embedding", "LayerNorm",
+           "MSELoss", "NLLLoss", "CrossEntropyLoss"]

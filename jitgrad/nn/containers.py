@@ -88,7 +88,7 @@ class Sequential(_Ordered):
 _STATE, _record, _NO_ATTRS = _lazy._STATE, _lazy.record, ops._NO_ATTRS
 _LINEAR, _FUSED = 1, 2
 _UNARY = {layers.Tanh: ops.tanh, layers.Sigmoid: ops.sigmoid, layers.ReLU: ops.relu}
-_FUSABLE = {ops.tanh: "tanh", ops.relu: "relu", ops.sigmoid: "sigmoid"}
+_FUSABLE = {getattr(ops, act): act for act in ops.LINEAR_ACT_LANES}  # activation -> name
 
 
 def _lane_kind(m):

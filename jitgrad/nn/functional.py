@@ -542,10 +542,10 @@ def _class_idx(logp, target, ignore_index):
     return idx if idx.shape[0] == m else None
 
 
-def _picked(logp, target, weight, ignore_index):
-    """``logp[i, target[i]]`` per row and each row's weight (0 where ignored)."""
+def _picked(logp, target, weight, ignore_index, idx):
+    """``logp[i, target[i]]`` per row and each row's weight (0 where ignored); ``idx``: the
+    rows' class positions when ``_class_idx`` found the common case, else None."""
     m, c = logp._shape
-    idx = _class_idx(logp, target, ignore_index) if weight is None else None
     if idx is not None:
         return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=idx, rows=(target, c)), None
     if target._npdtype != np.int64:
@@ -573,11 +573,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """
     _check_reduction(reduction)
     rows, t = _class_last(input, target)
-    if weight is None and reduction != "none":
-        idx = _class_idx(rows, t, ignore_index)
-        if idx is not None:
-            return _nll(rows, t, idx, reduction)
-    picked, w = _picked(rows, t, weight, ignore_index)
+    idx = _class_idx(rows, t, ignore_index) if weight is None else None
+    if idx is not None and reduction != "none":
+        return _nll(rows, t, idx, reduction)
+    picked, w = _picked(rows, t, weight, ignore_index, idx)
     if w is None:
         losses = -picked
         return ops.reshape(losses, target.shape) if reduction == "none" else \
@@ -649,7 +648,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise NotImplementedError("jitgrad's cross_entropy supports label_smoothing only "
                                   "without class weights")
     rows, t = _class_last(logp, target)
-    picked, w = _picked(rows, t, None, ignore_index)
+    picked, w = _picked(rows, t, None, ignore_index, _class_idx(rows, t, ignore_index))
     eps, c = label_smoothing, rows.shape[1]
     losses = -(picked * (1 - eps) + ops.sum(rows, 1) * (eps / c))
     if w is not None:

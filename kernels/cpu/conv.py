@@ -66,7 +66,7 @@ def col2im(cols, sh, sw, ph, pw, dh, dw, out):
 
 
 @inline_kernel
-def _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw):
+def _general_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw):
     """The flat ``H*W`` position in ``x[n, c]`` of window ``(oy, ox)``'s maximum (-1 for a
     window with no position inside ``x``). As in PyTorch's CPU kernel, the first maximum
     wins ties, a NaN wins over numbers and the last NaN over earlier ones; padding never
@@ -99,8 +99,8 @@ def _pick(best, at, v, pos):
 
 @inline_kernel
 def _max_at_2x2(x, n, c, oy, ox):
-    """``_window_max_at`` for MaxPool2d(2)'s windows (2x2, stride 2, no padding or dilation,
-    all inside ``x``), unrolled."""
+    """``_general_max_at`` for MaxPool2d(2)'s windows (2x2, stride 2, no padding or
+    dilation, all inside ``x``), unrolled."""
     W = x.shape[3]
     y, xx = 2 * oy, 2 * ox
     best, at = x[n, c, y, xx], y * W + xx
@@ -117,6 +117,15 @@ def _plain_2x2(x, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw):
             and dw == 1 and 2 * oh <= x.shape[2] and 2 * ow <= x.shape[3])
 
 
+@inline_kernel
+def _window_max_at(x, n, c, oy, ox, plain, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Window ``(oy, ox)``'s maximum in ``x[n, c]`` as ``_general_max_at`` finds it, by the
+    unrolled search where ``plain`` (``_plain_2x2``)."""
+    if plain:
+        return _max_at_2x2(x, n, c, oy, ox)
+    return _general_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw)
+
+
 @kernel
 def max_pool2d_index(x, kh, kw, sh, sw, ph, pw, dh, dw, idx):
     """idx[n, c, oy, ox] = flat position in ``x`` of its window's maximum.
@@ -125,13 +134,14 @@ def max_pool2d_index(x, kh, kw, sh, sw, ph, pw, dh, dw, idx):
     """
     N, C, H, W = x.shape
     OH, OW = idx.shape[2], idx.shape[3]
+    plain = _plain_2x2(x, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw)
     for n in range(N):
         for c in range(C):
             base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
-                    idx[n, c, oy, ox] = base + _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw,
-                                                              ph, pw, dh, dw)
+                    idx[n, c, oy, ox] = base + _window_max_at(x, n, c, oy, ox, plain, kh, kw,
+                                                              sh, sw, ph, pw, dh, dw)
 
 
 @kernel
@@ -148,8 +158,7 @@ def pool_gather(v, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
             base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
-                    at = (_max_at_2x2(x, n, c, oy, ox) if plain else
-                          _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw))
+                    at = _window_max_at(x, n, c, oy, ox, plain, kh, kw, sh, sw, ph, pw, dh, dw)
                     out[n, c, oy, ox] = flat[base + at] if at >= 0 else -np.inf
 
 
@@ -168,7 +177,6 @@ def pool_scatter(g, x, kh, kw, sh, sw, ph, pw, dh, dw, out):
             base = (n * C + c) * H * W
             for oy in range(OH):
                 for ox in range(OW):
-                    at = (_max_at_2x2(x, n, c, oy, ox) if plain else
-                          _window_max_at(x, n, c, oy, ox, kh, kw, sh, sw, ph, pw, dh, dw))
+                    at = _window_max_at(x, n, c, oy, ox, plain, kh, kw, sh, sw, ph, pw, dh, dw)
                     if at >= 0:
                         flat[base + at] += g[n, c, oy, ox]

@@ -6,11 +6,12 @@ for index arrays, and one float arena holding the buffers of the step
 (intermediates, outputs). Inputs and a training step's gradients are
 external buffers: a table says per call whether each is read (written) where
 it lives, by address (a batch, an optimizer's parameters and gradients: no
-copies), or sits in the arena. Each
-instruction names its buffers by reference and, for elementwise work, the 4-D
-geometry of each operand (element strides, zero where broadcast); the
-interpreter builds views and calls the same kernels eager mode calls. Contiguous same-shape operands
-take the 1-D kernels, which LLVM vectorises.
+copies), or sits in the arena. Each instruction names its buffers by
+reference and, for elementwise work, the 4-D geometry of each operand
+(element strides, zero where broadcast); the interpreter builds views and
+calls the same kernels eager mode calls. Contiguous same-shape operands take
+the 1-D kernels, which LLVM vectorises; convolution and pooling windows
+(``_windows``) take the kernels of ``conv``.
 
 The function is compiled once per float dtype and cached on disk: a new graph
 structure or size never compiles anything.
