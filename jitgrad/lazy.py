@@ -37,12 +37,15 @@ from weakref import ref as _weakref
 import numpy as np
 
 from . import _launch
+from . import tensor as _tensor
+from .dtypes import _FROM_NP as _DTYPES
 from .autograd import grad_mode as _grad_mode
 from .autograd.grad_mode import _state as _grad_state
 from .kernels.cpu import elementwise as ew
 from .kernels.cpu import interpreter as I
 from .kernels.cpu import reduce as rd
 
+_Tensor = _tensor.Tensor
 _STATE = {"lazy": os.environ.get("JITGRAD_MODE", "lazy").lower() != "eager"}
 
 _stats = {"programs": 0, "instructions": 0, "lowerings": 0, "cache_hits": 0,
@@ -174,7 +177,8 @@ class _Step:
 
     def __init__(self, fdtype=None, deferred=False):
         self.children = {}
-        self.last = None  # (op, grad, akey, refs, child) of the child last taken
+        self.last = None  # (op, grad, akey, refs, child, refs when all are places) of the
+        #                   child last taken with the caller's attributes key
         self.deferred = deferred  # some op on the path to here defers its grad_fn
         self.metas = None    # [(shape, dtype, view)] per output
         self.mode = 0        # 0: outputs finished by ops.finish (several outputs, a view
@@ -228,7 +232,7 @@ def record(op, inputs, attrs, name, akey=None):
     """Pending output tensors of ``op`` (a tuple for multi-output ops), or None when the
     interpreter does not cover it (integer operands, mixed float dtypes, ...): the
     caller then runs it eagerly. ``akey``: ``attrs`` as a hashable tuple, when the
-    caller has it at hand.
+    caller has it at hand (the same object for the same attributes).
 
     The key of an op is its identity, whether autograd records it, its attributes and
     where each operand comes from (an earlier output of this segment, or a realized
@@ -237,122 +241,135 @@ def record(op, inputs, attrs, name, akey=None):
     the outputs' metadata, and the Program for the segment is cached there too.
     """
     rec = _tls.rec
-    seg = rec.seg
-    slots = rec.slots
-    n_ext = len(slots)
-    operands = inputs
-    given = akey is not None
-    if akey is None:
-        if not attrs:
-            akey = ()
-        elif "cond" in attrs:
-            operands = [*inputs, attrs["cond"]]
-            akey = tuple([(k, v) for k, v in attrs.items() if k != "cond"])
-        else:
-            akey = tuple(attrs.items())
-    n_in = len(operands)
-    if n_in == 1:
-        t = operands[0]
-        p = t._lazy
-        if p is not None and p.seg is seg:
-            refs = p.pos
-        else:
-            refs = slots.get(id(t))
-            refs = _bind(rec, t) if refs is None else -1 - refs
-    elif n_in == 2:  # unrolled: the common binary case
-        t, u = operands
-        p = t._lazy
-        if p is not None and p.seg is seg:
-            a = p.pos
-        else:
-            a = slots.get(id(t))
-            a = _bind(rec, t) if a is None else -1 - a
-        p = u._lazy
-        if p is not None and p.seg is seg:
-            b = p.pos
-        else:
-            b = slots.get(id(u))
-            b = _bind(rec, u) if b is None else -1 - b
-        refs = (a, b)
-    else:
-        refs = []
-        ext = rec.ext
-        for t in operands:
+    node = rec.node
+    last = node.last  # a loop takes the same child each time: its key is not hashed then
+    grad = rec.grad and name is not None
+    step = None
+    if last is not None and last[0] is op and last[2] is akey and last[1] is grad:
+        expect = last[5]
+        if expect is not None:  # the hot path: each operand an output of this segment or
+            # an input bound already, so it only has to be where it was then
+            recs = rec.recs
+            n = len(inputs)
+            if n == 1:
+                r = expect[0]
+                t = inputs[0]
+                if (t._lazy is recs[r]) if r >= 0 else (rec.ext[-1 - r] is t):
+                    step = last[4]
+            elif n == 2:
+                r, q = expect
+                t, u = inputs
+                if (((t._lazy is recs[r]) if r >= 0 else (rec.ext[-1 - r] is t))
+                        and ((u._lazy is recs[q]) if q >= 0 else (rec.ext[-1 - q] is u))):
+                    step = last[4]
+            elif n == len(expect):
+                for t, r in zip(inputs, expect):
+                    if (t._lazy is not recs[r]) if r >= 0 else (rec.ext[-1 - r] is not t):
+                        break
+                else:
+                    step = last[4]
+    if step is None:  # where each operand comes from, realized inputs bound at first use
+        seg = rec.seg
+        slots = rec.slots
+        n_ext = len(slots)
+        operands = inputs
+        given = akey is not None
+        if akey is None:
+            if not attrs:
+                akey = ()
+            elif "cond" in attrs:
+                operands = [*inputs, attrs["cond"]]
+                akey = tuple([(k, v) for k, v in attrs.items() if k != "cond"])
+            else:
+                akey = tuple(attrs.items())
+        n_in = len(operands)
+        if n_in == 1:
+            t = operands[0]
             p = t._lazy
             if p is not None and p.seg is seg:
-                refs.append(p.pos)
-                continue
-            k = id(t)
-            slot = slots.get(k)
-            if slot is None:  # (_bind, inline: linear binds its weight and bias every step)
-                slots[k] = len(ext)
-                ext.append(t)
-                key = t._bk
-                refs.append(key if key is not None else _bind_key(t))
+                refs = (p.pos,)
             else:
-                refs.append(-1 - slot)
-        refs = tuple(refs)
-    grad = rec.grad and name is not None
-    node = rec.node
-    last = node.last  # a loop takes the same child each time: no key to hash then (for
-    # callers that pass the same attributes key object each time)
-    if (last is not None and last[0] is op and last[2] is akey and last[3] == refs
-            and last[1] is grad):
-        step = last[4]
-    else:
-        step = _child(node, op, inputs, operands, attrs, name, grad, akey, refs, rec, n_ext,
-                      given)
-        if step is None:  # a different float dtype: it starts a segment of its own
-            _realize_segment()
-            return record(op, inputs, attrs, name)
+                a = slots.get(id(t))
+                refs = (_bind(rec, t) if a is None else -1 - a,)
+        elif n_in == 2:  # unrolled: the common binary case
+            t, u = operands
+            p = t._lazy
+            if p is not None and p.seg is seg:
+                a = p.pos
+            else:
+                a = slots.get(id(t))
+                a = _bind(rec, t) if a is None else -1 - a
+            p = u._lazy
+            if p is not None and p.seg is seg:
+                b = p.pos
+            else:
+                b = slots.get(id(u))
+                b = _bind(rec, u) if b is None else -1 - b
+            refs = (a, b)
+        else:
+            refs = []
+            ext = rec.ext
+            for t in operands:
+                p = t._lazy
+                if p is not None and p.seg is seg:
+                    refs.append(p.pos)
+                    continue
+                k = id(t)
+                slot = slots.get(k)
+                if slot is None:  # (_bind, inline: linear binds its weight and bias each step)
+                    slots[k] = len(ext)
+                    ext.append(t)
+                    key = t._bk
+                    refs.append(key if key is not None else _bind_key(t))
+                else:
+                    refs.append(-1 - slot)
+            refs = tuple(refs)
+        if last is not None and last[0] is op and last[2] is akey and last[3] == refs \
+                and last[1] is grad:  # (a step binds its parameters again: refs compared)
+            step = last[4]
+        else:
+            step = _child(node, op, inputs, operands, attrs, name, grad, akey, refs, rec,
+                          n_ext, given)
+            if step is None:  # a different float dtype: it starts a segment of its own
+                _realize_segment()
+                return record(op, inputs, attrs, name)
+        if step.mode < 0:
+            _unbind(rec, n_ext)
+            return None
     mode = step.mode
-    if mode < 0:
-        _unbind(rec, n_ext)
-        return None
+    if mode <= 0:
+        return None if mode < 0 else _outputs(rec, step, op, inputs, attrs, name)
+    # a single output, made inline (no __init__ calls; the lanes have copies of this)
     rec.node = step
     recs = rec.recs
-    if mode:
-        shape, dtype, view = step.metas[0]
-        # the hot path: the output and its Pending made inline (no __init__ calls)
-        p = _new_object(Pending)
-        pos = len(recs)
-        p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
-            op, inputs, attrs, shape, dtype, seg, pos)
-        recs.append(p)
-        t = _new_object(_Tensor)
-        t._value, t._lazy = None, p
-        if mode == 2 or mode == 4:
-            vc = [0]
-            p.grad, p.vc = name, vc
-            t._vc, t._requires_grad, t._grad_fn = vc, True, p
-        else:
-            p.grad = p.vc = None
-            t._vc, t._requires_grad, t._grad_fn = [0], False, None
+    shape, dtype, view = step.metas[0]
+    p = _new_object(Pending)
+    pos = len(recs)
+    p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
+        op, inputs, attrs, shape, dtype, rec.seg, pos)
+    recs.append(p)
+    t = _new_object(_Tensor)
+    t._value, t._lazy = None, p
+    if mode == 1:
+        p.grad = p.vc = None
+        t._vc, t._requires_grad, t._grad_fn = [0], False, None
+    else:
+        vc = [0]
+        p.grad, p.vc = name, vc
+        t._vc, t._requires_grad, t._grad_fn = vc, True, p
         if mode == 4:  # a view: linked to its input's storage now, as ops.finish links it
             p.view = view
             _link_views(op, inputs[0], (t,), name, attrs, False)
-        if pos >= MAX_OPS - 1:
-            _realize_segment()
-        return t
-    else:
-        metas = step.metas
-        outs = []
-        for i, (shape, dtype, view) in enumerate(metas):
-            t = _new_pending()
-            t._lazy = p = Pending(op, inputs, attrs, i, shape, dtype, seg, len(recs))
-            p.view = view
-            recs.append(p)
-            outs.append(t)
-        out = _finish(op, inputs, outs, name, attrs)
-    if len(recs) >= MAX_OPS:
+    if pos >= MAX_OPS - 1:
         _realize_segment()
-    return out
+    return t
 
 
 def _child(node, op, inputs, operands, attrs, name, grad, akey, refs, rec, n_ext, given):
     """The trie child of ``node`` for this op (made, and its checks run, when new); None
     when its float dtype differs from the segment's (after unbinding its inputs).
-    ``given``: ``akey`` is the caller's own object (remembered as the last child's)."""
+    ``given``: ``akey`` is the caller's own object (remembered as the last child's, with
+    ``refs`` as the hot path of ``record`` reads them when all are places)."""
     key = (op, grad, akey, refs)
     try:
         step = node.children.get(key)
@@ -371,8 +388,160 @@ def _child(node, op, inputs, operands, attrs, name, grad, akey, refs, rec, n_ext
         node.children[key] = step
         _trie_size[0] += 1
     if given:
-        node.last = (op, grad, akey, refs, step)
+        places = operands is inputs and all(type(r) is int for r in refs)
+        node.last = (op, grad, akey, refs, step, refs if places else None)
     return step
+
+
+def unary_lane(op, name, general):
+    """``general(x)`` with a lane for lazy mode's common case in front: a float tensor is
+    recorded here, the hot path of ``record`` inlined; anything else (and any op the
+    recorder declines) takes ``general`` with its checks and errors."""
+    f32, f64 = _FLOATS
+    state, Pending_, new, no_attrs, no_key = _STATE, Pending, _new_object, {}, ()
+
+    def fn(input):
+        if state["lazy"]:
+            try:
+                v = input._value
+            except AttributeError:  # not a tensor: the general path says so
+                return general(input)
+            p = input._lazy
+            d = v.dtype if v is not None else p.dtype
+            if d is f32 or d is f64:
+                rec = _tls.rec
+                last = rec.node.last
+                if (last is not None and last[0] is op and last[2] is no_key
+                        and last[1] is rec.grad and last[5] is not None):
+                    # ``record``'s hot path
+                    recs = rec.recs
+                    r = last[5][0]
+                    if (p is recs[r]) if r >= 0 else (rec.ext[-1 - r] is input):
+                        step = last[4]
+                        mode = step.mode
+                        if mode == 1 or mode == 2:  # (a copy of ``record``'s end)
+                            rec.node = step
+                            shape, dtype, _ = step.metas[0]
+                            p = new(Pending_)
+                            pos = len(recs)
+                            p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
+                                op, [input], no_attrs, shape, dtype, rec.seg, pos)
+                            recs.append(p)
+                            t = new(_Tensor)
+                            t._value, t._lazy = None, p
+                            if mode == 2:
+                                vc = [0]
+                                p.grad, p.vc = name, vc
+                                t._vc, t._requires_grad, t._grad_fn = vc, True, p
+                            else:
+                                p.grad = p.vc = None
+                                t._vc, t._requires_grad, t._grad_fn = [0], False, None
+                            if pos >= MAX_OPS - 1:
+                                _realize_segment()
+                            return t
+                out = record(op, [input], no_attrs, name, no_key)
+                if out is not None:
+                    return out
+        return general(input)
+    fn.__name__ = fn.__qualname__ = general.__name__
+    fn.__doc__ = general.__doc__
+    fn.op, fn.grad_fn_name = op, name  # for lanes that record it directly
+    return fn
+
+
+def binary_lane(op, name, general, wrap):
+    """``general(a, b)`` with a lane for lazy mode's common case in front: float operands of
+    one dtype (or a float tensor and a Python float, ``wrap``-ped into a shared 0-d
+    tensor) are recorded here, the hot path of ``record`` inlined (a call costs more
+    than the rest of the lane); anything else (and any op the recorder declines) takes
+    ``general`` with its checks and errors."""
+    # per dtype: the attributes and their key, made once (nothing writes to an op's
+    # attrs), the jitgrad dtype, and the shared tensors of nonzero floats seen so far
+    # (the key names the dtype by its string: hashing a numpy dtype costs 50 ns per op)
+    lane32, lane64 = [({"dtype": d}, (("dtype", d.str),), _DTYPES[d], {}) for d in _FLOATS]
+    f32, f64 = _FLOATS
+    state, Tensor, Pending_, new = _STATE, _Tensor, Pending, _new_object
+
+    def fn(input, other):
+        if state["lazy"]:
+            try:
+                v = input._value
+            except AttributeError:  # a number first (the function form): the general path
+                return general(input, other)
+            d = v.dtype if v is not None else input._lazy.dtype
+            lane = lane32 if d is f32 else (lane64 if d is f64 else None)
+            if lane is not None:
+                attrs, akey, d, floats = lane
+                if isinstance(other, Tensor):
+                    v = other._value
+                    if (v.dtype if v is not None else other._lazy.dtype) is not attrs["dtype"]:
+                        return general(input, other)
+                elif type(other) is float:
+                    c = floats.get(other) if other else None  # 0.0 == -0.0: not cached
+                    if c is None:
+                        c = wrap(other, d)
+                        if other:
+                            if len(floats) > 4096:
+                                floats.clear()
+                            floats[other] = c
+                    other = c
+                else:
+                    return general(input, other)
+                rec = _tls.rec
+                last = rec.node.last
+                if (last is not None and last[0] is op and last[2] is akey
+                        and last[1] is rec.grad and last[5] is not None):
+                    # ``record``'s hot path
+                    recs = rec.recs
+                    r, q = last[5]
+                    if (((input._lazy is recs[r]) if r >= 0 else (rec.ext[-1 - r] is input))
+                            and ((other._lazy is recs[q]) if q >= 0
+                                 else (rec.ext[-1 - q] is other))):
+                        step = last[4]
+                        mode = step.mode
+                        if mode == 1 or mode == 2:  # (a copy of ``record``'s end)
+                            rec.node = step
+                            shape, dtype, _ = step.metas[0]
+                            p = new(Pending_)
+                            pos = len(recs)
+                            p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
+                                op, [input, other], attrs, shape, dtype, rec.seg, pos)
+                            recs.append(p)
+                            t = new(Tensor)
+                            t._value, t._lazy = None, p
+                            if mode == 2:
+                                vc = [0]
+                                p.grad, p.vc = name, vc
+                                t._vc, t._requires_grad, t._grad_fn = vc, True, p
+                            else:
+                                p.grad = p.vc = None
+                                t._vc, t._requires_grad, t._grad_fn = [0], False, None
+                            if pos >= MAX_OPS - 1:
+                                _realize_segment()
+                            return t
+                out = record(op, [input, other], attrs, name, akey)
+                if out is not None:
+                    return out
+        return general(input, other)
+    return fn
+
+
+def _outputs(rec, step, op, inputs, attrs, name):
+    """The pending outputs of ``op`` (trie child ``step``) that ``ops.finish`` completes:
+    several outputs, a view without grad, a grad_fn made at once."""
+    rec.node = step
+    seg, recs = rec.seg, rec.recs
+    outs = []
+    for i, (shape, dtype, view) in enumerate(step.metas):
+        t = _new_pending()
+        t._lazy = p = Pending(op, inputs, attrs, i, shape, dtype, seg, len(recs))
+        p.view = view
+        recs.append(p)
+        outs.append(t)
+    out = _finish(op, inputs, outs, name, attrs)
+    if len(recs) >= MAX_OPS:
+        _realize_segment()
+    return out
 
 
 def _bind(rec, t):
@@ -1502,7 +1671,6 @@ LOWER = {
 
 from .ops import (_ACTIVATIONS, _flat_positions, _link_views,  # noqa: E402  (ops
                   defop as _defop, fake_array, finish as _finish)  # imports this module last)
-from . import tensor as _tensor  # noqa: E402
 from .autograd.graph import SavedTensor, node_class  # noqa: E402
 from .autograd.anomaly_mode import _state as _anomaly_state  # noqa: E402
 
@@ -1518,7 +1686,6 @@ def _grad_mode_set(enabled):
 
 
 _grad_mode._on_set = _grad_mode_set
-_Tensor = _tensor.Tensor
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
                meta=lambda metas: [metas[0]])

@@ -314,12 +314,6 @@ def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
     op = defop(name, lambda x: L.unary(code, x), vjp, save, meta=_same_meta)
 
     def fn(input):
-        if _lazy._STATE["lazy"] and isinstance(input, Tensor):
-            d = input._npdtype
-            if d is _F32 or d is _F64:  # lazy mode's lane: the recorder checks it
-                out = _lazy.record(op, [input], _NO_ATTRS, grad_fn_name, ())
-                if out is not None:
-                    return out
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
                             f"{type(input).__name__}")
@@ -332,10 +326,11 @@ def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
         return apply(op, [input], grad_fn_name)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise ``{name}``; its gradient is ``{grad_fn_name}``."
-    fn.op, fn.grad_fn_name = op, grad_fn_name  # for lanes that record it directly
-    return fn
+    _UNARY.append((name, op, grad_fn_name))
+    return fn  # lazy mode's lane goes in front once the recorder is imported (see the end)
 
 
+_UNARY = []
 neg = _unary("neg", ew.NEG, "NegBackward0", lambda c, g: (-g,), (), keeps_int=True)
 exp = _unary("exp", ew.EXP, "ExpBackward0", lambda c, g: (g * c.saved("out"),), ("out",))
 log = _unary("log", ew.LOG, "LogBackward0", lambda c, g: (g / c.saved(0),), (0,))
@@ -446,47 +441,10 @@ sigmoid_backward = _fused_backward(
 
 
 def _binary_lane(op, name, general):
-    """``general(a, b)`` with a lane for lazy mode's common case in front: float operands of
-    one dtype (or a float tensor and a Python float) go straight to the recorder, whose trie
-    already knows the op's checks passed for operands like these; anything else (and any op
-    the recorder declines) takes ``general`` with its checks and errors. The operators use
-    it too (``jitgrad._methods``): it is the hot path of every elementwise expression."""
-    state, record, wrap = _lazy._STATE, _lazy.record, _wrap
-    # per dtype: the attributes and their key, made once (nothing writes to an op's
-    # attrs), the jitgrad dtype, and the shared tensors of nonzero floats seen so far
-    # (the key names the dtype by its string: hashing a numpy dtype costs 50 ns per op)
-    lane32, lane64 = [({"dtype": d}, (("dtype", d.str),), dt._FROM_NP[d], {})
-                      for d in (_F32, _F64)]
-
-    def fn(input, other):
-        if state["lazy"]:
-            try:
-                v = input._value
-            except AttributeError:  # a number first (the function form): the general path
-                return general(input, other)
-            d = v.dtype if v is not None else input._lazy.dtype
-            lane = lane32 if d is _F32 else (lane64 if d is _F64 else None)
-            if lane is not None:
-                attrs, akey, d, floats = lane
-                if isinstance(other, Tensor):
-                    w = other._value
-                    if (w.dtype if w is not None else other._lazy.dtype) is attrs["dtype"]:
-                        out = record(op, [input, other], attrs, name, akey)
-                        if out is not None:
-                            return out
-                elif type(other) is float:
-                    c = floats.get(other) if other else None  # 0.0 == -0.0: not cached
-                    if c is None:
-                        c = wrap(other, d)
-                        if other:
-                            if len(floats) > 4096:
-                                floats.clear()
-                            floats[other] = c
-                    out = record(op, [input, c], attrs, name, akey)
-                    if out is not None:
-                        return out
-        return general(input, other)
-    return fn
+    """``general(a, b)`` with lazy mode's lane in front (see ``lazy.binary_lane``); the
+    operators use it too (``jitgrad._methods``): it is the hot path of every elementwise
+    expression."""
+    return _lazy.binary_lane(op, name, general, _wrap)
 
 
 def _add(input, other):
@@ -2087,6 +2045,9 @@ _add_lane = _binary_lane(_ADD, "AddBackward0", _add)  # (they read the recorder 
 _sub_lane = _binary_lane(_SUB, "SubBackward0", _sub)
 _mul_lane = _binary_lane(_MUL, "MulBackward0", _mul)
 _div_lane = _binary_lane(_DIV, "DivBackward0", _div)
+for _name, _op, _grad_fn_name in _UNARY:  # (nothing has taken these functions yet)
+    globals()[_name] = _lazy.unary_lane(_op, _grad_fn_name, globals()[_name])
+del _name, _op, _grad_fn_name
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (
     "builtins", "collections", "numbers", "np", "L", "dt", "ew", "rd", "Tensor", "Op",

@@ -372,6 +372,30 @@ def test_input_keys_follow_new_data_and_autograd_flags(lazy_mode):
     assert y.grad is None
 
 
+def test_operands_that_trade_places_between_steps_give_their_own_values(lazy_mode):
+    """A loop that walks the same op sequence with other tensors in the operands' places
+    (equal shapes and flags, so equal keys; an output of another step; an operand read
+    earlier in the segment, or first there) must read the tensors it was given, through
+    the recorder's hot path (operands checked by place) and its general path alike."""
+    rng = np.random.default_rng(0)
+    u, v, w = (jg.tensor(rng.standard_normal(4)) for _ in range(3))
+    arrays = {id(t): t.numpy().astype(np.float64) for t in (u, v, w)}
+    carried = carried_ref = None
+    for i in range(12):
+        a, b = [(u, v), (v, u), (u, w), (w, w)][i % 4]
+        h = a * 1.5  # a bound first
+        g = h - b  # b bound at first use, or read where a was bound (w, w)
+        k = (g * a).tanh() + (h if i % 3 else g)  # a read again: where it was bound
+        if carried is not None and i % 2:
+            k = k * carried  # an output of an earlier step: realized, bound by key
+        ref = np.tanh((arrays[id(a)] * 1.5 - arrays[id(b)]) * arrays[id(a)])
+        ref = ref + (arrays[id(a)] * 1.5 if i % 3 else arrays[id(a)] * 1.5 - arrays[id(b)])
+        if carried is not None and i % 2:
+            ref = ref * carried_ref
+        np.testing.assert_allclose(k.numpy(), ref, rtol=1e-5, atol=1e-6)
+        carried, carried_ref = k, ref
+
+
 def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
     monkeypatch.setattr(lazy, "MAX_TRIE", 300)
     x = jg.tensor([1.0, 2.0])
