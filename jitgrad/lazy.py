@@ -32,7 +32,8 @@ import operator
 import os
 import sys
 import threading
-from weakref import ref as _weakref
+from sys import getrefcount as _getrefcount
+from weakref import getweakrefcount as _getweakrefcount, ref as _weakref
 
 import numpy as np
 
@@ -1817,8 +1818,10 @@ class _Recorder:
         for t in ext[n_ext:]:
             if t is self.seed:
                 extra.append(None)
-            else:  # a constant the VJP rules made (a wrapped number, zeros, ...)
-                extra.append(t._data.copy())
+            else:  # a constant the VJP rules made (a wrapped number, zeros, ...): read-only,
+                c = t._data.copy()  # so a 0-d one sits in the Program's scalar table once
+                c.flags.writeable = False
+                extra.append(c)
         owners = {}
         for k, p in enumerate(recs[:self.n_fwd]):
             for v in p.attrs.values():
@@ -1909,13 +1912,23 @@ class _TrainEntry:
         if homes is not None and not all(map(operator.is_, map(_GRAD, hand.leaves), _NONES)):
             homes = None  # a leaf has a gradient already: accumulate into it
         program = self.program
-        arena = program.execute(values, indices, homes)
-        if homes is not None:
+        if homes is not None:  # the gradient tensors, before the Program writes the homes
+            # (home_grad inline: the tensor given last time, taken again as it is)
             for leaf, home in hand.homed:
-                g = _new_object(_Tensor)  # Tensor._make(home), inline
-                g._value, g._lazy, g._vc, g._requires_grad, g._grad_fn = home, None, [0], False, None
+                g = leaf.__dict__.get("_home_grad")
+                if (g is None or _getrefcount(g) > 3 or g._value is not home or g._vc[0]
+                        or g._requires_grad or g._lazy is not None or _getweakrefcount(g)
+                        or (g.__dict__ and g.__dict__.keys() != _BK_ONLY)):
+                    g = home_grad(leaf, home)
                 leaf._grad = g
-        else:  # (into an optimizer's home, if the leaf has one and no gradient yet)
+        try:
+            arena = program.execute(values, indices, homes)
+        except BaseException:
+            if homes is not None:  # no gradient came
+                for leaf in hand.leaves:
+                    leaf._grad = None
+            raise
+        if homes is None:  # (into an optimizer's home, if the leaf has one and no gradient yet)
             for leaf, off, n in hand.computed:
                 _accumulate_leaf(leaf, _Tensor._make(arena[off:off + n].reshape(leaf._shape)),
                                  False, owned=True)
@@ -1956,6 +1969,40 @@ class _HandOut:
         if not self.homes:
             self.homes = None
         self.leaves = [leaf for leaf, _ in self.homed]
+
+
+def home_grad(leaf, home):
+    """The gradient tensor to give ``leaf`` over ``home`` (its place in an optimizer's
+    gradient arena), which is about to be written: the one given last time if nothing
+    else holds it and it is as it was made (no one can tell it from a new one), else a
+    new one (see ``release_home``)."""
+    d = leaf.__dict__
+    g = d.get("_home_grad")
+    if g is not None:
+        if _getrefcount(g) <= 3:  # the leaf's, ours and the call's: no one else holds it
+            if (g._value is home and not g._vc[0] and not g._requires_grad
+                    and g._lazy is None and not _getweakrefcount(g)
+                    and (not g.__dict__ or g.__dict__.keys() == _BK_ONLY)):
+                return g
+        else:
+            release_home(leaf, home)
+    g = d["_home_grad"] = _new_object(_Tensor)  # Tensor._make(home), inline
+    g._value, g._lazy, g._vc, g._requires_grad, g._grad_fn = home, None, [0], False, None
+    return g
+
+
+def release_home(leaf, home):
+    """Before ``home`` is written with a gradient given otherwise: the tensor given over it
+    last, if still held elsewhere, moves its values to memory of its own (unless views
+    share its memory), so a gradient kept from an earlier step keeps its values, as in
+    PyTorch, where each backward after ``zero_grad()`` makes a new one."""
+    g = leaf.__dict__.pop("_home_grad", None)
+    if g is not None and g._value is home and "_views" not in g.__dict__ \
+            and _getrefcount(g) > 2:  # (ours and the call's)
+        g._value = home.copy()
+
+
+_BK_ONLY = {"_bk": None}.keys()  # (a gradient's cached input key may stay: see _bind_key)
 
 
 _GRAD = operator.attrgetter("_grad")

@@ -262,6 +262,37 @@ def test_parameters_and_gradients_live_in_one_arena():
     assert all(p.grad is None for p in params)
 
 
+@pytest.mark.parametrize("make", [lambda p: optim.SGD(p, lr=0.1, momentum=0.9),
+                                  lambda p: optim.Adam(p, lr=0.01)])
+def test_a_gradient_kept_from_an_earlier_step_keeps_its_values(make):
+    """Gradients live in the optimizer's arena, but one the user keeps past zero_grad()
+    keeps its values, as in PyTorch (where each backward after zero_grad() makes a new
+    gradient), whichever way the next gradient comes: a replayed step, the autograd
+    engine, or a gradient the user sets. Each step's gradient looks new (version 0)."""
+    jg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    opt = make(model.parameters())
+    x, y = jg.randn(16, 4), jg.randn(16, 1)
+    w = model[0].weight
+    kept = []
+    for step in range(8):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean() if step != 5 else (model(x) - y).abs().mean()
+        loss.backward()  # step 5: another graph (the engine, in lazy mode too)
+        g = w.grad
+        assert g._version == 0 and not g.requires_grad and g.grad_fn is None
+        if step in (1, 3, 5, 6):
+            kept.append((g, g.numpy().copy()))
+        if step == 2:
+            g.mul_(0.5)  # changed in place, then dropped
+        if step == 6:  # a gradient set by the user goes into the arena by copy
+            w.grad = jg.full_like(w, 0.25)
+        opt.step()
+    for g, values in kept:
+        np.testing.assert_array_equal(g.numpy(), values)
+    assert len({id(g) for g, _ in kept}) == len(kept)
+
+
 def test_parameters_without_gradient_are_skipped():
     a, b = nn.Parameter(jg.ones(3)), nn.Parameter(jg.ones(2))
     opt = optim.Adam([a, b], lr=0.1)

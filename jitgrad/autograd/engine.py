@@ -225,8 +225,9 @@ def _accumulate_leaf(leaf, g, create_graph, owned=False):
     home = leaf.__dict__.get("_grad_home")
     if leaf._grad is None and home is not None and not create_graph:
         # an optimizer keeps this leaf's gradient in its arena: write it there
+        given = _lazy.home_grad(leaf, home)
         np.copyto(home, g._data, casting="unsafe")
-        leaf._grad = Tensor._make(home)
+        leaf._grad = given
         return
     if leaf._grad is None and owned:
         leaf._grad = g

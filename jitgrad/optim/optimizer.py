@@ -57,7 +57,7 @@ class _Arena:
             home = self.slice(self.grad, i)
             if p._grad is not None:
                 home[...] = p._grad._data
-                p._grad = Tensor._make(home)
+                p._grad = p.__dict__["_home_grad"] = Tensor._make(home)  # (see lazy.home_grad)
             p._grad_home = home
             self.views.append(view)
             self.grad_views.append(home)
@@ -96,6 +96,7 @@ class _Arena:
                 flags.append(0)
                 continue
             if g._value is not home:  # (a gradient kept in the arena is home itself)
+                _lazy.release_home(p, home)
                 np.copyto(home, g._data)
             flags.append(1)
             p._vc[0] += 1
