@@ -346,8 +346,13 @@ def record(op, inputs, attrs, name, akey=None):
     shape, dtype, view = step.metas[0]
     p = _new_object(Pending)
     pos = len(recs)
-    p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
-        op, inputs, attrs, shape, dtype, rec.seg, pos)
+    p.op = op  # (one store each: a multiple assignment would build a tuple)
+    p.inputs = inputs
+    p.attrs = attrs
+    p.shape = shape
+    p.dtype = dtype
+    p.seg = rec.seg
+    p.pos = pos
     recs.append(p)
     t = _new_object(_Tensor)
     t._value, t._lazy = None, p
@@ -425,8 +430,13 @@ def unary_lane(op, name, general):
                             shape, dtype, _ = step.metas[0]
                             p = new(Pending_)
                             pos = len(recs)
-                            p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
-                                op, [input], no_attrs, shape, dtype, rec.seg, pos)
+                            p.op = op
+                            p.inputs = [input]
+                            p.attrs = no_attrs
+                            p.shape = shape
+                            p.dtype = dtype
+                            p.seg = rec.seg
+                            p.pos = pos
                             recs.append(p)
                             t = new(_Tensor)
                             t._value, t._lazy = None, p
@@ -505,8 +515,13 @@ def binary_lane(op, name, general, wrap):
                             shape, dtype, _ = step.metas[0]
                             p = new(Pending_)
                             pos = len(recs)
-                            p.op, p.inputs, p.attrs, p.shape, p.dtype, p.seg, p.pos = (
-                                op, [input, other], attrs, shape, dtype, rec.seg, pos)
+                            p.op = op
+                            p.inputs = [input, other]
+                            p.attrs = attrs
+                            p.shape = shape
+                            p.dtype = dtype
+                            p.seg = rec.seg
+                            p.pos = pos
                             recs.append(p)
                             t = new(Tensor)
                             t._value, t._lazy = None, p
@@ -1889,7 +1904,7 @@ class _TrainEntry:
         and no gradient yet (after ``zero_grad()``) nor hooks, the Program writes the
         gradients there itself; otherwise they are handed out from its arena."""
         seed_value = seed._value
-        values = [t._value for t in ext]
+        values = list(map(_VALUE, ext))
         if any(map(operator.is_, values, _NONES)):  # an input of an earlier segment
             _tls.quiet += 1
             try:
@@ -1909,12 +1924,15 @@ class _TrainEntry:
                     or not all(map(operator.is_, hand.ext, ext))):
                 hand = self._hand = _HandOut(self, ext)
         homes = hand.homes  # (the leaves have no hooks, and these homes: see _HandOut)
-        if homes is not None and not all(map(operator.is_, map(_GRAD, hand.leaves), _NONES)):
-            homes = None  # a leaf has a gradient already: accumulate into it
         program = self.program
         if homes is not None:  # the gradient tensors, before the Program writes the homes
             # (home_grad inline: the tensor given last time, taken again as it is)
-            for leaf, home in hand.homed:
+            for k, (leaf, home) in enumerate(hand.homed):
+                if leaf._grad is not None:  # a gradient already: accumulate into it
+                    for leaf, _ in hand.homed[:k]:
+                        leaf._grad = None
+                    homes = None
+                    break
                 g = leaf.__dict__.get("_home_grad")
                 if (g is None or _getrefcount(g) > 3 or g._value is not home or g._vc[0]
                         or g._requires_grad or g._lazy is not None or _getweakrefcount(g)
@@ -2005,4 +2023,4 @@ def release_home(leaf, home):
 _BK_ONLY = {"_bk": None}.keys()  # (a gradient's cached input key may stay: see _bind_key)
 
 
-_GRAD = operator.attrgetter("_grad")
+_VALUE = operator.attrgetter("_value")
