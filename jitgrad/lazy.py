@@ -33,7 +33,7 @@ import os
 import sys
 import threading
 from sys import getrefcount as _getrefcount
-from weakref import getweakrefcount as _getweakrefcount, ref as _weakref
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -1935,7 +1935,7 @@ class _TrainEntry:
                     break
                 g = leaf.__dict__.get("_home_grad")
                 if (g is None or _getrefcount(g) > 3 or g._value is not home or g._vc[0]
-                        or g._requires_grad or g._lazy is not None or _getweakrefcount(g)
+                        or g._requires_grad or g._lazy is not None or g.__weakref__ is not None
                         or (g.__dict__ and g.__dict__.keys() != _BK_ONLY)):
                     g = home_grad(leaf, home)
                 leaf._grad = g
@@ -1999,7 +1999,7 @@ def home_grad(leaf, home):
     if g is not None:
         if _getrefcount(g) <= 3:  # the leaf's, ours and the call's: no one else holds it
             if (g._value is home and not g._vc[0] and not g._requires_grad
-                    and g._lazy is None and not _getweakrefcount(g)
+                    and g._lazy is None and g.__weakref__ is None
                     and (not g.__dict__ or g.__dict__.keys() == _BK_ONLY)):
                 return g
         else:
