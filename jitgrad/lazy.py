@@ -192,18 +192,36 @@ class _Step:
 
 
 class _Recording:
-    """The segment being recorded: its outputs, the realized tensors it reads (each
-    bound once, by first use) and its place in the trie."""
+    """The segment being recorded: its outputs, the realized tensors it reads (``ext``:
+    each bound once, by first use; ``slots``: id -> place, for ``ext[:bound]``) and its
+    place in the trie.
 
-    __slots__ = ("seg", "recs", "ext", "slots", "node", "grad", "live")
+    ``guess`` is the last segment's ``ext``: a loop's next segment binds the same
+    tensors in the same order (a batch, the parameters). While ``ext`` is a prefix of
+    it (``on_guess``), an op whose operand is the guess's next tensor binds it with no
+    lookup: the guess holds each tensor once, so it cannot be bound already."""
+
+    __slots__ = ("seg", "recs", "ext", "slots", "node", "grad", "live", "bound", "guess",
+                 "on_guess")
 
     def __init__(self):
         self.grad = _grad_state.enabled  # this thread's grad mode, kept current by _set
         self.live = []  # weakrefs: (segment, its deferred outputs) realized, nodes not made
+        self.ext = self.guess = []
         self.reset()
 
     def reset(self):
+        if self.ext:
+            self.guess = self.ext
         self.seg, self.recs, self.ext, self.slots, self.node = Segment(self), [], [], {}, _ROOT
+        self.bound, self.on_guess = 0, True
+
+    def sync(self):
+        """Put the inputs the hot path bound into ``slots`` (before anything reads it)."""
+        slots, ext = self.slots, self.ext
+        for k in range(self.bound, len(ext)):
+            slots[id(ext[k])] = k
+        self.bound = len(ext)
 
 
 # --- recording --------------------------------------------------------------------
@@ -269,9 +287,29 @@ def record(op, inputs, attrs, name, akey=None):
                         break
                 else:
                     step = last[4]
+        elif rec.on_guess and last[3].__class__ is tuple and len(last[3]) == len(inputs):
+            # some operands were bound here at first use (a step's parameters, its batch):
+            # bound again if each is the tensor the last segment bound next
+            recs, ext, guess = rec.recs, rec.ext, rec.guess
+            k = n_ext = len(ext)
+            n_guess = len(guess)
+            for t, r in zip(inputs, last[3]):
+                if r.__class__ is int:
+                    if (t._lazy is recs[r]) if r >= 0 else (ext[-1 - r] is t):
+                        continue
+                elif k < n_guess and guess[k] is t and t._bk == r:
+                    ext.append(t)
+                    k += 1
+                    continue
+                del ext[n_ext:]
+                break
+            else:
+                step = last[4]
     if step is None:  # where each operand comes from, realized inputs bound at first use
         seg = rec.seg
         slots = rec.slots
+        if rec.bound < len(rec.ext):
+            rec.sync()
         n_ext = len(slots)
         operands = inputs
         given = akey is not None
@@ -315,15 +353,8 @@ def record(op, inputs, attrs, name, akey=None):
                 if p is not None and p.seg is seg:
                     refs.append(p.pos)
                     continue
-                k = id(t)
-                slot = slots.get(k)
-                if slot is None:  # (_bind, inline: linear binds its weight and bias each step)
-                    slots[k] = len(ext)
-                    ext.append(t)
-                    key = t._bk
-                    refs.append(key if key is not None else _bind_key(t))
-                else:
-                    refs.append(-1 - slot)
+                slot = slots.get(id(t))
+                refs.append(_bind(rec, t) if slot is None else -1 - slot)
             refs = tuple(refs)
         if last is not None and last[0] is op and last[2] is akey and last[3] == refs \
                 and last[1] is grad:  # (a step binds its parameters again: refs compared)
@@ -562,8 +593,14 @@ def _outputs(rec, step, op, inputs, attrs, name):
 
 def _bind(rec, t):
     """Bind realized tensor ``t`` as the segment's next input; its key at first use."""
-    rec.slots[id(t)] = len(rec.ext)
-    rec.ext.append(t)
+    ext = rec.ext
+    n = len(ext)
+    if rec.on_guess:
+        guess = rec.guess
+        rec.on_guess = n < len(guess) and guess[n] is t
+    rec.slots[id(t)] = n
+    ext.append(t)
+    rec.bound = n + 1
     key = t._bk
     return key if key is not None else _bind_key(t)
 
@@ -578,8 +615,9 @@ def _bind_key(t):
 def _unbind(rec, n_ext):
     """Forget the inputs bound after the first ``n_ext`` (by an op not recorded after all)."""
     for t in rec.ext[n_ext:]:
-        del rec.slots[id(t)]
+        rec.slots.pop(id(t), None)
     del rec.ext[n_ext:]
+    rec.bound = min(rec.bound, n_ext)
 
 
 def _new_step(op, inputs, operands, attrs, name, parent):
@@ -750,6 +788,7 @@ def changing(t):
     """``t``'s autograd flags or grad_fn are about to change: recorded ops must keep
     what they saw."""
     rec = _tls.rec
+    rec.sync()
     p = t._lazy
     if (p is not None and p.seg is rec.seg) or id(t) in rec.slots:
         _realize_segment()
@@ -1810,6 +1849,7 @@ class _Recorder:
 
     def register(self, leaf_grads):
         rec = _tls.rec
+        rec.sync()
         seg, recs, ext, slots = rec.seg, rec.recs, rec.ext, rec.slots
         if (seg is not self.seg or len(ext) < len(self.fwd_ext)
                 or any(a is not b for a, b in zip(ext, self.fwd_ext))):

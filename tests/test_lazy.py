@@ -396,6 +396,41 @@ def test_operands_that_trade_places_between_steps_give_their_own_values(lazy_mod
         carried, carried_ref = k, ref
 
 
+def test_inputs_bound_as_the_last_segment_bound_them_are_checked(lazy_mode):
+    """A segment binds its inputs (a batch, the parameters) where the last one bound
+    them without a lookup only if each is the very tensor bound there last time: a new
+    batch of the same shape, a weight swapped for an equal-keyed one, or one tensor in
+    two places must each be read as given, forward and backward."""
+    rng = np.random.default_rng(1)
+    xs = [jg.tensor(rng.standard_normal((3, 4))) for _ in range(2)]
+    ws = [jg.tensor(rng.standard_normal((5, 4)), requires_grad=True) for _ in range(2)]
+    b = jg.tensor(rng.standard_normal(5), requires_grad=True)
+    v = {id(t): t.detach().numpy().astype(np.float64) for t in (*xs, *ws, b)}
+    for i in range(10):
+        x, w = xs[i % 2 if i < 6 else 0], ws[1 if i == 4 else 0]
+        u = ws[1] if i in (3, 8) else w  # the second linear's weight: w again, or another
+        for t in (*ws, b):
+            t.grad = None
+        h = jg.nn.functional.linear(x, w, b).tanh()
+        out = jg.nn.functional.linear(h[:, :4], u, b).sum()
+        ext = lazy._tls.rec.ext  # each input bound once, as the general path binds it
+        assert len({id(t) for t in ext}) == len(ext) == len({id(x), id(w), id(u), id(b)})
+        out.backward()
+        h_ref = np.tanh(v[id(x)] @ v[id(w)].T + v[id(b)])
+        np.testing.assert_allclose(out.item(), (h_ref[:, :4] @ v[id(u)].T + v[id(b)]).sum(),
+                                   rtol=1e-5)
+        dh = np.zeros((3, 5))
+        dh[:, :4] = np.ones((3, 5)) @ v[id(u)]
+        dz = dh * (1 - h_ref ** 2)
+        g_w, g_u = dz.T @ v[id(x)], np.ones((5, 3)) @ h_ref[:, :4]
+        if u is w:
+            np.testing.assert_allclose(w.grad.numpy(), g_w + g_u, rtol=1e-4, atol=1e-5)
+        else:
+            np.testing.assert_allclose(w.grad.numpy(), g_w, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(u.grad.numpy(), g_u, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(b.grad.numpy(), dz.sum(0) + 3, rtol=1e-4, atol=1e-5)
+
+
 def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
     monkeypatch.setattr(lazy, "MAX_TRIE", 300)
     x = jg.tensor([1.0, 2.0])
