@@ -197,12 +197,13 @@ class _Recording:
     place in the trie.
 
     ``guess`` is the last segment's ``ext``: a loop's next segment binds the same
-    tensors in the same order (a batch, the parameters). While ``ext`` is a prefix of
-    it (``on_guess``), an op whose operand is the guess's next tensor binds it with no
-    lookup: the guess holds each tensor once, so it cannot be bound already."""
+    tensors in the same places (the parameters; a new batch each step). An operand that
+    is the tensor the guess has at the next place is bound there with no lookup: the
+    guess holds each tensor once, so it can only be bound already at a place where the
+    segment bound another tensor than the guess's (``strays``: their ids)."""
 
     __slots__ = ("seg", "recs", "ext", "slots", "node", "grad", "live", "bound", "guess",
-                 "on_guess")
+                 "strays")
 
     def __init__(self):
         self.grad = _grad_state.enabled  # this thread's grad mode, kept current by _set
@@ -214,7 +215,7 @@ class _Recording:
         if self.ext:
             self.guess = self.ext
         self.seg, self.recs, self.ext, self.slots, self.node = Segment(self), [], [], {}, _ROOT
-        self.bound, self.on_guess = 0, True
+        self.bound, self.strays = 0, set()
 
     def sync(self):
         """Put the inputs the hot path bound into ``slots`` (before anything reads it)."""
@@ -287,17 +288,18 @@ def record(op, inputs, attrs, name, akey=None):
                         break
                 else:
                     step = last[4]
-        elif rec.on_guess and last[3].__class__ is tuple and len(last[3]) == len(inputs):
-            # some operands were bound here at first use (a step's parameters, its batch):
-            # bound again if each is the tensor the last segment bound next
-            recs, ext, guess = rec.recs, rec.ext, rec.guess
+        elif len(last[3]) == len(inputs):  # some operands were bound here at first use
+            # (a step's parameters): bound again if each is the tensor the last segment
+            # bound at that place, and its key is the same
+            recs, ext, guess, strays = rec.recs, rec.ext, rec.guess, rec.strays
             k = n_ext = len(ext)
             n_guess = len(guess)
             for t, r in zip(inputs, last[3]):
                 if r.__class__ is int:
                     if (t._lazy is recs[r]) if r >= 0 else (ext[-1 - r] is t):
                         continue
-                elif k < n_guess and guess[k] is t and t._bk == r:
+                elif (k < n_guess and guess[k] is t and t._bk == r
+                      and (not strays or id(t) not in strays)):
                     ext.append(t)
                     k += 1
                     continue
@@ -593,11 +595,10 @@ def _outputs(rec, step, op, inputs, attrs, name):
 
 def _bind(rec, t):
     """Bind realized tensor ``t`` as the segment's next input; its key at first use."""
-    ext = rec.ext
+    ext, guess = rec.ext, rec.guess
     n = len(ext)
-    if rec.on_guess:
-        guess = rec.guess
-        rec.on_guess = n < len(guess) and guess[n] is t
+    if n >= len(guess) or guess[n] is not t:
+        rec.strays.add(id(t))
     rec.slots[id(t)] = n
     ext.append(t)
     rec.bound = n + 1
@@ -616,6 +617,7 @@ def _unbind(rec, n_ext):
     """Forget the inputs bound after the first ``n_ext`` (by an op not recorded after all)."""
     for t in rec.ext[n_ext:]:
         rec.slots.pop(id(t), None)
+        rec.strays.discard(id(t))
     del rec.ext[n_ext:]
     rec.bound = min(rec.bound, n_ext)
 

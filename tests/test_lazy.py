@@ -431,6 +431,19 @@ def test_inputs_bound_as_the_last_segment_bound_them_are_checked(lazy_mode):
         np.testing.assert_allclose(b.grad.numpy(), dz.sum(0) + 3, rtol=1e-4, atol=1e-5)
 
 
+def test_a_tensor_bound_off_its_last_place_is_not_bound_twice(lazy_mode):
+    """The input the last segment bound at a later place (w, after a) comes first this
+    time: when the op that read it there comes, it is bound already (one input, read
+    twice), not bound again as the last segment's tensor at that place."""
+    a, w = jg.tensor([1.0, 2.0, 3.0]), jg.tensor([0.5, -1.0, 2.0])
+    for i in range(6):
+        first = w if i % 2 else a
+        out = (first * 2.0) * w
+        ext = lazy._tls.rec.ext
+        assert len({id(t) for t in ext}) == len(ext)
+        np.testing.assert_allclose(out.numpy(), first.numpy() * 2.0 * w.numpy())
+
+
 def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
     monkeypatch.setattr(lazy, "MAX_TRIE", 300)
     x = jg.tensor([1.0, 2.0])
