@@ -298,12 +298,21 @@ def record(op, inputs, attrs, name, akey=None):
                 if r.__class__ is int:
                     if (t._lazy is recs[r]) if r >= 0 else (ext[-1 - r] is t):
                         continue
-                elif (k < n_guess and guess[k] is t and t._bk == r
-                      and (not strays or id(t) not in strays)):
-                    ext.append(t)
-                    k += 1
-                    continue
-                del ext[n_ext:]
+                elif k < n_guess and guess[k] is t:
+                    if t._bk == r and (not strays or id(t) not in strays):
+                        ext.append(t)
+                        k += 1
+                        continue
+                elif (t._bk if t._bk is not None else _bind_key(t)) == r and (
+                        t._lazy is None or t._lazy.seg is not rec.seg):
+                    # another tensor of that key than last time (a new batch): bound
+                    # unless it is bound already
+                    rec.sync()
+                    if id(t) not in rec.slots:
+                        _bind(rec, t)
+                        k += 1
+                        continue
+                _unbind(rec, n_ext)
                 break
             else:
                 step = last[4]
@@ -970,15 +979,16 @@ class Program:
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
         plan = self._plan
-        if plan is None or len(plan.values) != len(values) or not all(
-                map(operator.is_, plan.values, values)):
+        if plan is None or len(plan.values) != len(values):
             plan = self._plan = _Plan(self, values)
+        elif not all(map(operator.is_, plan.values, values)):
+            plan.update(values)
         scalars = plan.table  # read-only 0-d inputs (shared constants) are in it already
         if plan.scalar_inputs:  # other 0-d inputs: their values go through the scalar table
             scalars = scalars.copy()
-            for k, v in plan.scalar_inputs:
+            for k, v in plan.scalar_inputs.values():
                 scalars[k] = v.item()
-        for dst, n, src in plan.copies:
+        for dst, n, src in plan.copies.values():
             if src.ndim == 1:
                 arena[dst:dst + n] = src
             else:  # a strided input: copied from its memory as it is now
@@ -1009,38 +1019,59 @@ class Program:
 
 class _Plan:
     """How a Program takes in one list of input arrays: kept while the same array
-    objects come back (parameters, a fixed batch), whose memory stays where it is.
+    objects come back (parameters, a fixed batch), whose memory stays where it is; a
+    new array (a new batch each step) is placed again alone (``update``).
 
     ``where``: the buffer table, with the address of each input read where it lives
     (contiguous, aligned, of the Program's dtype, not ``must_copy``; ``values`` keeps
     it alive);
-    ``copies``: ``(arena offset, n, source)`` for the others (the source flat, or the
-    strided array itself); ``scalar_inputs``: the
-    writable 0-d inputs ``(scalar slot, array)``; ``table``: the scalar table with the
-    read-only 0-d inputs (shared constants) filled in."""
+    ``copies``: input position -> ``(arena offset, n, source)`` for the others (the
+    source flat, or the strided array itself); ``scalar_inputs``: input position ->
+    ``(scalar slot, array)`` for the writable 0-d inputs; ``table``: the scalar table
+    with the read-only 0-d inputs (shared constants) filled in."""
 
     def __init__(self, program, values):
+        self.program = program
         self.values = list(values)
         self.homes = self.homed = None
-        self.copies, self.scalar_inputs = [], []
+        self.copies, self.scalar_inputs = {}, {}
         self.table = program.scalars.copy()
-        self.where = where = program.table.copy()
-        for (kind, buf, n), v in zip(program.input_slots, values):
-            if kind == 1:
-                if v.flags.writeable or v.base is not None:
-                    self.scalar_inputs.append((buf, v))
-                else:  # owns read-only memory (a wrapped Python number): never changes
-                    self.table[buf] = v.item()
-            elif (v.dtype == program.fdtype and v.flags.c_contiguous and v.flags.aligned
-                  and v.size and buf not in program.must_copy):
-                where[buf, I.ADDRESS] = _address(v)
+        self.where = program.table.copy()
+        for k, v in enumerate(values):
+            self._place(k, v)
+
+    def _place(self, k, v):
+        program = self.program
+        kind, buf, n = program.input_slots[k]
+        if kind == 1:
+            if v.flags.writeable or v.base is not None:
+                self.scalar_inputs[k] = (buf, v)
+            else:  # owns read-only memory (a wrapped Python number): never changes
+                self.table[buf] = v.item()
+        else:
+            flags = v.flags
+            if (v.dtype == program.fdtype and flags.c_contiguous and flags.aligned and v.size
+                    and buf not in program.must_copy):
+                address = _address(v)
             else:  # (a view of a strided array's memory: reshape(-1) would copy it now)
-                self.copies.append((where[buf, I.HOME], n,
-                                    v.reshape(-1) if v.flags.c_contiguous else v))
+                address = program.table[buf, I.ADDRESS]  # its place in the arena
+                self.copies[k] = (self.where[buf, I.HOME], n,
+                                  v.reshape(-1) if flags.c_contiguous else v)
+            self.where[buf, I.ADDRESS] = address
+            if self.homed is not None:  # (a copy of ``where``)
+                self.homed[buf, I.ADDRESS] = address
+
+    def update(self, values):
+        """Take in ``values``, placing again only the arrays that changed."""
+        for k, same in enumerate(map(operator.is_, self.values, values)):
+            if not same:
+                self.copies.pop(k, None)
+                self.scalar_inputs.pop(k, None)
+                self._place(k, values[k])
+        self.values = list(values)
 
 
-def _address(v):
-    return v.__array_interface__["data"][0]
+_address = I.address
 
 
 def _index_array(attrs, kind, shape):
@@ -1788,7 +1819,7 @@ def run_cached_step(root, retain_graph):
         return False
     hand = entry._hand  # checked for these very inputs, and no hook or home came since:
     if (hand is None or hand.epoch != _leaf_epoch[0] or p.seg is not rec.seg  # eligible
-            or rec.seg.materialized or not all(map(operator.is_, hand.ext, rec.ext))):
+            or rec.seg.materialized or not hand.fits(rec.ext)):
         if not _eligible(p):
             return False
         hand = None
@@ -1962,8 +1993,7 @@ class _TrainEntry:
                     _index_array(recs[place].attrs, kind, shape) if const is None else const))
         if hand is None:  # (it keeps no arena views: the arena is reused when unreferenced)
             hand = self._hand
-            if (hand is None or hand.epoch != _leaf_epoch[0]
-                    or not all(map(operator.is_, hand.ext, ext))):
+            if hand is None or hand.epoch != _leaf_epoch[0] or not hand.fits(ext):
                 hand = self._hand = _HandOut(self, ext)
         homes = hand.homes  # (the leaves have no hooks, and these homes: see _HandOut)
         program = self.program
@@ -2003,11 +2033,14 @@ class _HandOut:
     per gradient the Program computes, (leaf, arena offset, size); ``homed`` and ``homes``
     (for ``Program.execute``), set when all those leaves have homes the Program can write
     into (writable, contiguous, aligned, of its dtype) and no hooks. Valid while no tensor
-    gains a hook or a home (``_leaf_epoch``): a run then only checks that the leaves have
+    gains a hook or a home (``_leaf_epoch``) and the inputs that require grad are the same
+    tensors (``fits``; the others, a new batch each step, have no gradient or hooks, and
+    the trie key says which require grad): a run then only checks that the leaves have
     no gradient yet."""
 
     def __init__(self, entry, ext):
-        self.ext = list(ext)
+        self.watch = [k for k, t in enumerate(ext) if t._requires_grad]
+        self.watched = [ext[k] for k in self.watch]
         self.epoch = _leaf_epoch[0]
         program = entry.program
         self.computed, self.homed, self.homes = [], [], []
@@ -2029,6 +2062,10 @@ class _HandOut:
         if not self.homes:
             self.homes = None
         self.leaves = [leaf for leaf, _ in self.homed]
+
+    def fits(self, ext):
+        """Whether ``ext`` has this hand's tensors where inputs require grad."""
+        return all(map(operator.is_, self.watched, map(ext.__getitem__, self.watch)))
 
 
 def home_grad(leaf, home):

@@ -120,6 +120,13 @@ def _out4(dst, row):
 
 
 @kernel
+def address(a):
+    """The address of ``a``'s first element (for the buffer table: numpy's
+    ``__array_interface__`` builds a dict, 1 us; this call costs 0.15 us)."""
+    return a.ctypes.data
+
+
+@kernel
 def interpret(code, scalars, indices, arena, table):
     """Run every instruction of ``code`` over ``arena`` and the external buffers that
     ``table`` places, in order."""
