@@ -988,7 +988,7 @@ class Program:
             scalars = scalars.copy()
             for k, v in plan.scalar_inputs.values():
                 scalars[k] = v.item()
-        for dst, n, src in plan.copies.values():
+        for dst, n, src in plan.copies.values() if plan.copies else ():
             if src.ndim == 1:
                 arena[dst:dst + n] = src
             else:  # a strided input: copied from its memory as it is now
@@ -2041,6 +2041,8 @@ class _HandOut:
     def __init__(self, entry, ext):
         self.watch = [k for k, t in enumerate(ext) if t._requires_grad]
         self.watched = [ext[k] for k in self.watch]
+        self.pick = (operator.itemgetter(*self.watch) if len(self.watch) > 1
+                     else lambda ext, w=tuple(self.watch): [ext[k] for k in w])
         self.epoch = _leaf_epoch[0]
         program = entry.program
         self.computed, self.homed, self.homes = [], [], []
@@ -2065,7 +2067,7 @@ class _HandOut:
 
     def fits(self, ext):
         """Whether ``ext`` has this hand's tensors where inputs require grad."""
-        return all(map(operator.is_, self.watched, map(ext.__getitem__, self.watch)))
+        return all(map(operator.is_, self.watched, self.pick(ext)))
 
 
 def home_grad(leaf, home):
