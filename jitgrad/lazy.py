@@ -982,7 +982,7 @@ class Program:
         if plan is None or len(plan.values) != len(values):
             plan = self._plan = _Plan(self, values)
         elif not all(map(operator.is_, plan.values, values)):
-            plan.update(values)
+            plan = self._plan = plan.updated(values)
         scalars = plan.table  # read-only 0-d inputs (shared constants) are in it already
         if plan.scalar_inputs:  # other 0-d inputs: their values go through the scalar table
             scalars = scalars.copy()
@@ -1020,7 +1020,7 @@ class Program:
 class _Plan:
     """How a Program takes in one list of input arrays: kept while the same array
     objects come back (parameters, a fixed batch), whose memory stays where it is; a
-    new array (a new batch each step) is placed again alone (``update``).
+    new array (a new batch each step) is placed again alone (``updated``).
 
     ``where``: the buffer table, with the address of each input read where it lives
     (contiguous, aligned, of the Program's dtype, not ``must_copy``; ``values`` keeps
@@ -1061,14 +1061,22 @@ class _Plan:
             if self.homed is not None:  # (a copy of ``where``)
                 self.homed[buf, I.ADDRESS] = address
 
-    def update(self, values):
-        """Take in ``values``, placing again only the arrays that changed."""
+    def updated(self, values):
+        """The plan for ``values``, where only the arrays that changed are placed again.
+        A new plan: another thread may be running this Program on this one."""
+        new = _new_object(_Plan)
+        new.program, new.values, new.homes = self.program, list(values), self.homes
+        new.homed = self.homed.copy() if self.homed is not None else None
+        new.copies, new.scalar_inputs = dict(self.copies), dict(self.scalar_inputs)
+        new.table, new.where = self.table, self.where.copy()
         for k, same in enumerate(map(operator.is_, self.values, values)):
             if not same:
-                self.copies.pop(k, None)
-                self.scalar_inputs.pop(k, None)
-                self._place(k, values[k])
-        self.values = list(values)
+                new.copies.pop(k, None)
+                new.scalar_inputs.pop(k, None)
+                if new.table is self.table and self.program.input_slots[k][0] == 1:
+                    new.table = self.table.copy()
+                new._place(k, values[k])
+        return new
 
 
 _address = I.address
