@@ -1822,6 +1822,14 @@ def getitem(input, key):
     key, advanced = _normalise_key(key, input.ndim)
     # raises on bad indices before anything is recorded; zero strides: nothing real is read
     _run_index(lambda: fake_array(input.shape, input._npdtype, (0,) * input.ndim)[key])
+    if (input._value is not None and not input._requires_grad and _lazy._STATE["lazy"]
+            and _lazy._tls.capture is None and builtins.all(type(k) is slice for k in key)):
+        # lazy mode: slices of a computed tensor that needs no gradient (a batch cut
+        # from a dataset) are taken at once, as numpy takes them, so the segment reads
+        # the slice as its input: where it starts is no part of the recorded structure
+        # (a Program, and its arena, for each batch otherwise)
+        out = Tensor._make(input._value[key])
+        return finish(_INDEX, [input], [out], _index_name(key, advanced), {"key": key})
     return apply(_INDEX, [input], _index_name(key, advanced), key=key)
 
 

@@ -464,6 +464,31 @@ def test_an_input_array_that_changes_is_placed_again(lazy_mode):
                                    rtol=1e-4, atol=1e-5)
 
 
+def test_batches_sliced_from_a_dataset_share_one_program(lazy_mode):
+    """Slices of a computed tensor that needs no gradient are taken at once, so a loop
+    over batches ``X[i:i + B]`` records one structure, not one per offset (each with its
+    own Program and arena); the slices are views of X, as in eager mode."""
+    rng = np.random.default_rng(3)
+    X = jg.tensor(rng.standard_normal((40, 3)).astype(np.float32))
+    w = jg.tensor(rng.standard_normal(3).astype(np.float32), requires_grad=True)
+    w64, X64 = w.detach().numpy().astype(np.float64), X.numpy().astype(np.float64)
+    lowered = []
+    for i in range(0, 40, 8):
+        w.grad = None
+        xb = X[i:i + 8]
+        (xb @ w).tanh().sum().backward()
+        h = np.tanh(X64[i:i + 8] @ w64)
+        np.testing.assert_allclose(w.grad.numpy(), X64[i:i + 8].T @ (1 - h ** 2),
+                                   rtol=1e-4, atol=1e-5)
+        lowered.append(jg.jit_stats()["lowerings"])
+    assert lowered[1] == lowered[-1]  # the first batch's step lowered; the others reuse it
+    xb = X[2:4, 1:]
+    assert xb._base is X and xb._version == X._version
+    X.mul_(2.0)
+    np.testing.assert_allclose(xb.numpy(), 2 * X64[2:4, 1:], rtol=1e-6)
+    assert xb._version == X._version == 1
+
+
 def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
     monkeypatch.setattr(lazy, "MAX_TRIE", 300)
     x = jg.tensor([1.0, 2.0])
