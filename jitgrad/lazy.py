@@ -27,6 +27,7 @@ an op the interpreter does not cover runs eagerly on realized inputs.
 Each thread records into its own segment (and has its own jitgrad.jit capture);
 a pending tensor handed to another thread is computed when that thread reads it.
 """
+import collections
 import itertools
 import operator
 import os
@@ -231,6 +232,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _BOOL = np.dtype(np.bool_)
 MAX_OPS = 10_000      # a segment this long realizes by itself (bounded memory)
 MAX_TRIE = 200_000    # trie nodes kept before the trie (and its Programs) is dropped
+ARENA_BYTES = 256 << 20  # idle arenas kept for reuse by their Programs, in all, at most
 _ROOT = _Step()
 _trie_size = [0]
 
@@ -978,6 +980,7 @@ class Program:
         if arena is None or sys.getrefcount(arena) > 3:  # ours, the local, the call
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
+            _kept(self, arena)
         plan = self._plan
         if plan is None or len(plan.values) != len(values):
             plan = self._plan = _Plan(self, values)
@@ -1015,6 +1018,25 @@ class Program:
         value = arena[off:off + n].reshape(p.shape)
         d = p.dtype
         return value if d is self.fdtype or d == self.fdtype else value.astype(d)
+
+
+_KEPT = collections.deque()  # (Program, its arena's id, bytes), oldest first
+_kept_bytes = [0]
+
+
+def _kept(program, arena):
+    """Count ``arena`` as kept by ``program`` for its next run; past ``ARENA_BYTES`` in
+    all, the Programs that made theirs longest ago let theirs go (a step whose structure
+    changes every time, lengths of a sequence, would keep one per structure otherwise;
+    a Program in use makes a new one when it runs next)."""
+    _KEPT.append((_weakref(program), id(arena), arena.nbytes))
+    _kept_bytes[0] += arena.nbytes
+    while _kept_bytes[0] > ARENA_BYTES and len(_KEPT) > 1:
+        ref, key, nbytes = _KEPT.popleft()
+        _kept_bytes[0] -= nbytes
+        old = ref()
+        if old is not None and id(old._last) == key:
+            old._last = None
 
 
 class _Plan:

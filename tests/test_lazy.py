@@ -489,6 +489,30 @@ def test_batches_sliced_from_a_dataset_share_one_program(lazy_mode):
     assert xb._version == X._version == 1
 
 
+def test_idle_arenas_kept_for_reuse_stay_bounded(lazy_mode, monkeypatch):
+    """Each Program keeps its last arena for its next run, but not past ARENA_BYTES in
+    all: a structure that changes every step (a sequence's length) would keep one arena
+    per structure. A Program whose arena went makes a new one; values stay right."""
+    monkeypatch.setattr(lazy, "ARENA_BYTES", 64 << 10)
+    x = jg.tensor(np.linspace(-1, 1, 2048, dtype=np.float32))
+    for n in range(1, 41):  # 40 structures, each Program's arena 8 KB or more
+        h = x
+        for _ in range(n):
+            h = (h * 0.5).tanh()
+        ref = np.linspace(-1, 1, 2048)
+        for _ in range(n):
+            ref = np.tanh(ref * 0.5)
+        np.testing.assert_allclose(h.numpy(), ref, rtol=1e-5, atol=1e-6)
+        del h
+    programs, stack = [], [lazy._ROOT]
+    while stack:
+        node = stack.pop()
+        stack += node.children.values()
+        programs += (node.programs or {}).values()
+    kept = [p._last.nbytes for p in programs if p._last is not None]
+    assert len(programs) >= 40 and sum(kept) <= (64 << 10) + max(kept)
+
+
 def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
     monkeypatch.setattr(lazy, "MAX_TRIE", 300)
     x = jg.tensor([1.0, 2.0])
