@@ -237,3 +237,35 @@ def test_torch_parity(op, sample):
             if t.grad is not None:
                 np.testing.assert_allclose(_values(j.grad), t.grad.numpy(), rtol=1e-10,
                                            atol=1e-12, err_msg=f"grad of input {i}")
+
+
+@pytest.mark.parametrize("n", [1, 5, 63, 64, 65, 200, 1000])
+def test_row_maxima_and_minima_propagate_nan_wherever_it_is(n):
+    """Max and min over contiguous rows run 64 lanes at once, merged at the end: a row's
+    extreme and its NaN must come out whatever lane or tail holds them."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((6, n)).astype(np.float32)
+    x[1, n - 1] = 50.0  # the last element (a tail, or the last lane)
+    x[2, 0] = -50.0     # the first
+    x[3, rng.integers(n)] = np.nan
+    x[4, n // 2] = np.nan
+    x[5, :] = 7.0
+    for fn in ("amax", "amin"):
+        got = getattr(jg, fn)(jg.from_numpy(x), 1).numpy()
+        np.testing.assert_array_equal(got, getattr(np, fn)(x, 1))
+    with np.errstate(invalid="ignore"):  # (numpy's own NaN rows)
+        ref = np.logaddexp.reduce(x.astype(np.float64), 1)
+    np.testing.assert_allclose(jg.logsumexp(jg.from_numpy(x), 1).numpy(), ref, rtol=1e-5)
+
+
+def test_integer_reductions_are_exact_past_float64_precision():
+    """Integer sums, products and extremes accumulate in int64 (in float64, 2**60 + 1
+    would round to 2**60)."""
+    a = np.array([[2**60 + 1, 1, -3], [3, 4, 2**40 + 7]], np.int64)
+    t = jg.from_numpy(a)
+    for dim in (0, 1):
+        np.testing.assert_array_equal(t.sum(dim).numpy(), a.sum(dim))
+        np.testing.assert_array_equal(t.prod(dim).numpy(), a.prod(dim))
+        np.testing.assert_array_equal(t.max(dim).values.numpy(), a.max(dim))
+        np.testing.assert_array_equal(t.min(dim).values.numpy(), a.min(dim))
+    assert t.sum().item() == int(a.sum())
