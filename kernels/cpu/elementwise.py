@@ -14,7 +14,7 @@ from numba import types
 from numba.extending import overload
 
 from . import mathfuncs as mf
-from .config import kernel
+from .config import inline_kernel, kernel
 
 # unary op codes
 NEG, EXP, LOG, SQRT, SIN, COS, TANH, SIGMOID, RELU, ABS, SIGN, RECIPROCAL = range(12)
@@ -49,7 +49,19 @@ def _fmod_impl(a, b):
 
 @kernel
 def unary(op, x, out):
-    """out = f(x) for a floating ``f``; x and out are 1-D of one float dtype."""
+    """out = f(x) for a floating ``f``; x and out are 1-D of one float dtype.
+
+    In place (``out`` over ``x``'s memory) the loop reads and writes one array: over two
+    arrays LLVM's check that they do not overlap fails and the loop runs unvectorised
+    (exp 4x, tanh 6x slower)."""
+    if out.ctypes.data == x.ctypes.data and out.strides[0] == x.strides[0]:
+        _unary_into(op, out, out)  # (x read through out: the same elements)
+    else:
+        _unary_into(op, x, out)
+
+
+@inline_kernel
+def _unary_into(op, x, out):
     n = x.shape[0]
     one = x.dtype.type(1)
     zero = x.dtype.type(0)
@@ -121,7 +133,18 @@ def unary_int(op, x, out):
 
 @kernel
 def binary(op, a, b, out):
-    """out = a (op) b over 1-D arrays of one numeric dtype."""
+    """out = a (op) b over 1-D arrays of one numeric dtype (in place over ``a`` or ``b``
+    through one array, as ``unary``)."""
+    if out.ctypes.data == a.ctypes.data and out.strides[0] == a.strides[0]:
+        _binary_into(op, out, b, out)  # (a read through out: the same elements)
+    elif out.ctypes.data == b.ctypes.data and out.strides[0] == b.strides[0]:
+        _binary_into(op, a, out, out)
+    else:
+        _binary_into(op, a, b, out)
+
+
+@inline_kernel
+def _binary_into(op, a, b, out):
     n = out.shape[0]
     if op == ADD:
         for i in range(n):

@@ -11,7 +11,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .config import JIT_OPTIONS, kernel
+from .config import JIT_OPTIONS, inline_kernel, kernel
 
 
 def _accumulators(x, n):
@@ -83,46 +83,50 @@ def reduce(op, x, out):
 _LANES = 64
 
 
-@kernel
-def _extremes_of_rows(is_max, x, out):
-    """out[a, 0] = max (``is_max``) or min of the contiguous row x[a, :, 0], NaN if it has
-    one. The row is read as rows of 64 whose columns keep running extremes, each
-    updated by a select, so the loop vectorises (one running extreme is a chain of
-    dependent branches: 2 ns per element, against 0.3); the 64 are merged at the end
-    (equal values are equal bits but for 0.0 and -0.0, either of which may win, as
-    in numpy)."""
-    A, R = x.shape[0], x.shape[1]
-    rows = x.reshape((A, R))
+@inline_kernel
+def row_extreme(row, is_max):
+    """The max (``is_max``) or min of a contiguous 1-D ``row``, NaN if it has one. The row
+    is read as rows of 64 whose columns keep running extremes, each updated by a
+    select, so the loop vectorises (one running extreme is a chain of dependent
+    branches: 2 ns per element, against 0.3); the 64 are merged at the end (equal
+    values are equal bits but for 0.0 and -0.0, either of which may win, as in numpy)."""
+    R = row.shape[0]
     full = R - R % _LANES
-    acc = np.empty(_LANES, x.dtype)
-    for a in range(A):
-        row = rows[a]
-        best = row[0]
-        if full:
-            block = row[:full].reshape((full // _LANES, _LANES))
-            for w in range(_LANES):
-                acc[w] = block[0, w]
-            if is_max:
-                for r in range(1, full // _LANES):
-                    for w in range(_LANES):
-                        v = block[r, w]
-                        c = acc[w]
-                        acc[w] = v if (v > c) | (v != v) else c
-            else:
-                for r in range(1, full // _LANES):
-                    for w in range(_LANES):
-                        v = block[r, w]
-                        c = acc[w]
-                        acc[w] = v if (v < c) | (v != v) else c
-            for w in range(_LANES):
-                v = acc[w]
-                if ((v > best) if is_max else (v < best)) or v != v:
-                    best = v
-        for r in range(full, R):
-            v = row[r]
+    best = row[0]
+    if full:
+        acc = np.empty(_LANES, row.dtype)
+        block = row[:full].reshape((full // _LANES, _LANES))
+        for w in range(_LANES):
+            acc[w] = block[0, w]
+        if is_max:
+            for r in range(1, full // _LANES):
+                for w in range(_LANES):
+                    v = block[r, w]
+                    c = acc[w]
+                    acc[w] = v if (v > c) | (v != v) else c
+        else:
+            for r in range(1, full // _LANES):
+                for w in range(_LANES):
+                    v = block[r, w]
+                    c = acc[w]
+                    acc[w] = v if (v < c) | (v != v) else c
+        for w in range(_LANES):
+            v = acc[w]
             if ((v > best) if is_max else (v < best)) or v != v:
                 best = v
-        out[a, 0] = best
+    for r in range(full, R):
+        v = row[r]
+        if ((v > best) if is_max else (v < best)) or v != v:
+            best = v
+    return best
+
+
+@kernel
+def _extremes_of_rows(is_max, x, out):
+    """out[a, 0] = ``row_extreme`` of the contiguous row x[a, :, 0]."""
+    rows = x.reshape((x.shape[0], x.shape[1]))
+    for a in range(x.shape[0]):
+        out[a, 0] = row_extreme(rows[a], is_max)
 
 
 @kernel
