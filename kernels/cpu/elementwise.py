@@ -49,15 +49,15 @@ def _fmod_impl(a, b):
 
 @kernel
 def unary(op, x, out):
-    """out = f(x) for a floating ``f``; x and out are 1-D of one float dtype.
+    """out = f(x) for a floating ``f``; x and out are 1-D of one float dtype."""
+    _unary_into(op, x, out)
 
-    In place (``out`` over ``x``'s memory) the loop reads and writes one array: over two
-    arrays LLVM's check that they do not overlap fails and the loop runs unvectorised
-    (exp 4x, tanh 6x slower)."""
-    if out.ctypes.data == x.ctypes.data and out.strides[0] == x.strides[0]:
-        _unary_into(op, out, out)  # (x read through out: the same elements)
-    else:
-        _unary_into(op, x, out)
+
+@kernel
+def unary_in_place(op, x):
+    """x = f(x), through one array: over two arrays of the same memory LLVM's check that
+    they do not overlap fails and the loop runs unvectorised (exp 4x, tanh 6x slower)."""
+    _unary_into(op, x, x)
 
 
 @inline_kernel
@@ -133,14 +133,18 @@ def unary_int(op, x, out):
 
 @kernel
 def binary(op, a, b, out):
-    """out = a (op) b over 1-D arrays of one numeric dtype (in place over ``a`` or ``b``
-    through one array, as ``unary``)."""
-    if out.ctypes.data == a.ctypes.data and out.strides[0] == a.strides[0]:
-        _binary_into(op, out, b, out)  # (a read through out: the same elements)
-    elif out.ctypes.data == b.ctypes.data and out.strides[0] == b.strides[0]:
-        _binary_into(op, a, out, out)
+    """out = a (op) b over 1-D arrays of one numeric dtype."""
+    _binary_into(op, a, b, out)
+
+
+@kernel
+def binary_in_place(op, a, b, into_a):
+    """a = a (op) b (``into_a``) or b = a (op) b, through one array (see
+    ``unary_in_place``)."""
+    if into_a:
+        _binary_into(op, a, b, a)
     else:
-        _binary_into(op, a, b, out)
+        _binary_into(op, a, b, b)
 
 
 @inline_kernel

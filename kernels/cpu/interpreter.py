@@ -145,9 +145,18 @@ def interpret(code, scalars, indices, arena, table):
                 out = _span(arena, base, table, row[OUT], n)
                 a = _span(arena, base, table, row[A], n)
                 if op == UNARY:
-                    ew.unary(row[SUB], a, out)
+                    if row[OUT] == row[A]:
+                        ew.unary_in_place(row[SUB], out)
+                    else:
+                        ew.unary(row[SUB], a, out)
                 elif op == BINARY:
-                    ew.binary(row[SUB], a, _span(arena, base, table, row[B], n), out)
+                    if row[OUT] == row[A] or row[OUT] == row[B]:
+                        ew.binary_in_place(row[SUB], out if row[OUT] == row[A] else a,
+                                           out if row[OUT] == row[B] else
+                                           _span(arena, base, table, row[B], n),
+                                           row[OUT] == row[A])
+                    else:
+                        ew.binary(row[SUB], a, _span(arena, base, table, row[B], n), out)
                 elif op == COMPARE:
                     b = _span(arena, base, table, row[B], n)
                     for i in range(n):
