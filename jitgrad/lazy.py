@@ -1031,7 +1031,9 @@ def _kept(program, arena):
     a Program in use makes a new one when it runs next)."""
     _KEPT.append((_weakref(program), id(arena), arena.nbytes))
     _kept_bytes[0] += arena.nbytes
-    while _kept_bytes[0] > ARENA_BYTES and len(_KEPT) > 1:
+    while (_kept_bytes[0] > ARENA_BYTES or len(_KEPT) > 4096) and len(_KEPT) > 1:
+        # (a count too: tiny arenas made anew each run, their values kept, would let
+        # the bookkeeping itself grow)
         ref, key, nbytes = _KEPT.popleft()
         _kept_bytes[0] -= nbytes
         old = ref()
