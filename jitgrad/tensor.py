@@ -138,11 +138,11 @@ class Tensor:
     def _alias(self, grad_fn=None, output_nr=0, version=True):
         """A new tensor object over the same storage (and version counter, unless
         ``version=False``); a pending tensor's alias stays pending."""
-        if self._value is None:
+        if self._value is None and (self._lazy.seg.program is None or _tls.capture is not None):
             from .lazy import alias
-            t = alias(self)
-        else:
-            t = Tensor._make(self._value)
+            t = alias(self)  # (an op of the segment being recorded)
+        else:  # (computed already, a loss after its step: taken now, not recorded into
+            t = Tensor._make(self._data)  # the next step's segment, tying it to this one)
         if version:
             t._vc = self._vc
         t._requires_grad = grad_fn is not None
