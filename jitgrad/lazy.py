@@ -116,14 +116,12 @@ class Segment:
     ``materialized``: some of its grad_fns were made (hooks may sit on them).
     """
 
-    __slots__ = ("program", "arena", "released", "materialized", "owner", "recs",
-                 "__weakref__")
+    __slots__ = ("program", "arena", "released", "materialized", "owner", "__weakref__")
 
     def __init__(self, owner):
         self.owner = owner  # the _Recording that records into it
         self.program = self.arena = None
         self.released = self.materialized = False
-        self.recs = None  # its Pendings, while its arena may go back (see _release_arena)
 
 
 class Pending:
@@ -934,8 +932,6 @@ def _realize_segment(outputs=(), private_from=None, rec=None):
         _tls.quiet -= 1
     seg.arena = program.execute(values, indices)
     seg.program = program
-    if not node.deferred:  # (no grad_fn to make later reads a saved output)
-        seg.recs, program._held = recs, _weakref(seg)
     return program
 
 
@@ -971,7 +967,6 @@ class Program:
         self.table, self.must_copy, self.out_bufs = table, must_copy, out_bufs
         self._last = None
         self._plan = None
-        self._held = _NO_SEGMENT  # the last run's segment, if its arena may go back
 
     def execute(self, values, indices, homes=None):
         """Run on input arrays ``values`` and index arrays; returns the arena. ``homes``:
@@ -982,11 +977,7 @@ class Program:
         pay the kernel's page faults again.
         """
         arena = self._last
-        if arena is not None and sys.getrefcount(arena) == 4:  # ours, the local, the
-            held = self._held()  # call's, and one more: the last run's segment's?
-            if held is not None and held.arena is arena and held.owner is _tls.rec:
-                _release_arena(held)
-        if arena is None or sys.getrefcount(arena) > 3:
+        if arena is None or sys.getrefcount(arena) > 3:  # ours, the local, the call
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
             _kept(self, arena)
@@ -1029,46 +1020,8 @@ class Program:
         if d is not self.fdtype and d != self.fdtype:
             return value.astype(d)
         # a small value is copied out: kept (a loss in a list), a view would keep the
-        # whole arena from going back to the Program (see _release_arena)
+        # whole arena from going back to the Program
         return value.copy() if n <= 4096 else value
-
-
-def _NO_SEGMENT():
-    return None
-
-
-def _release_arena(seg):
-    """Give realized segment ``seg``'s arena back to its Program for the next run, when
-    nothing but the segment holds it: the values of its nodes still referenced (a loss
-    kept in a list, a model's output) are copied out first. Otherwise each kept value
-    would keep the whole arena of its step (300 steps of a W3-size MLP, their losses
-    kept: 2 GB)."""
-    program, arena, recs = seg.program, seg.arena, seg.recs
-    seg.recs = None
-    inner = {}  # the segment's outputs its own ops read: id -> [tensor, times read]
-    for q in recs:
-        for t in q.inputs:
-            q_in = t._lazy
-            if q_in is not None and q_in.seg is seg:
-                entry = inner.get(id(t))
-                if entry is None:
-                    inner[id(t)] = [t, 1]
-                else:
-                    entry[1] += 1
-    read_by = {}  # Pending -> its output tensors read inside the segment
-    for t, n in inner.values():
-        read_by.setdefault(id(t._lazy), []).append((t, n))
-    for p in recs:
-        if p._v is not None or p.op.view or sys.getrefcount(p) <= 3:
-            continue  # (referenced by the list, the loop and the call only: no tensor)
-        outside = True
-        if id(p) in read_by:  # its tensor lives: held outside, or only by the ops after?
-            outside = any(sys.getrefcount(t) > n + 4 for t, n in read_by[id(p)])
-            # (the inputs lists n times, ``inner``'s entry, ``read_by``'s, the loop's,
-            # the call's)
-        if outside:
-            p._v = program.value(arena, p.pos, p).copy()
-    seg.arena = None
 
 
 _KEPT = collections.deque()  # (Program, its arena's id, bytes), oldest first
@@ -2049,7 +2002,6 @@ class _TrainEntry:
         seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph, hand=hand)
         if not retain_graph:
             seg.released = True
-            seg.recs, self.program._held = recs, _weakref(seg)
         elif node_deferred:
             _keep_live(rec, seg, recs)
 

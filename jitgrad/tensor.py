@@ -314,9 +314,7 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing storage and version counter, cut from the graph."""
-        t = self._alias()
-        t._base = self
-        return t
+        return self._alias()
 
     def detach_(self):
         """Cut this tensor from the graph in place, making it a leaf."""
