@@ -116,12 +116,14 @@ class Segment:
     ``materialized``: some of its grad_fns were made (hooks may sit on them).
     """
 
-    __slots__ = ("program", "arena", "released", "materialized", "owner", "__weakref__")
+    __slots__ = ("program", "arena", "released", "materialized", "owner", "root",
+                 "__weakref__")
 
     def __init__(self, owner):
         self.owner = owner  # the _Recording that records into it
         self.program = self.arena = None
         self.released = self.materialized = False
+        self.root = None  # a replayed step's loss, weakly (see _give_back)
 
 
 class Pending:
@@ -967,6 +969,7 @@ class Program:
         self.table, self.must_copy, self.out_bufs = table, must_copy, out_bufs
         self._last = None
         self._plan = None
+        self._seg = _dead  # the replayed step that last ran it (see _give_back)
 
     def execute(self, values, indices, homes=None):
         """Run on input arrays ``values`` and index arrays; returns the arena. ``homes``:
@@ -977,6 +980,11 @@ class Program:
         pay the kernel's page faults again.
         """
         arena = self._last
+        if arena is not None and sys.getrefcount(arena) == 4:  # ours, the local, the
+            seg = self._seg()  # call's, and one more: the last step's segment's?
+            if seg is not None and seg.arena is arena and seg.owner is _tls.rec:
+                _give_back(seg)
+            seg = None
         if arena is None or sys.getrefcount(arena) > 3:  # ours, the local, the call
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
@@ -1022,6 +1030,51 @@ class Program:
         # a small value is copied out: kept (a loss in a list), a view would keep the
         # whole arena from going back to the Program
         return value.copy() if n <= 4096 else value
+
+
+def _dead():
+    return None
+
+
+def _give_back(seg):
+    """Let the last replayed step's arena go back to its Program when what keeps it is
+    that step's loss (kept in a list) and the nodes it was made from: the values a
+    tensor held from outside can still ask for are copied out first. Done only when
+    those nodes are all the segment's live ones (each holds the segment), so no other
+    node can ask for a value later; otherwise the Program makes a new arena."""
+    root = seg.root() if seg.root is not None else None
+    if root is None:
+        return
+    found, stack, inner = {id(root): root}, [root], {}
+    while stack:
+        p = stack.pop()
+        for t in p.inputs:
+            q = t._lazy if t._lazy is not None else t._grad_fn
+            if q is None or q.__class__ is not Pending or q.seg is not seg:
+                continue
+            entry = inner.get(id(t))
+            if entry is None:
+                inner[id(t)] = [t, 1]
+            else:
+                entry[1] += 1
+            if id(q) not in found:
+                found[id(q)] = q
+                stack.append(q)
+    p = q = None
+    if sys.getrefcount(seg) != len(found) + 3:  # (its live nodes', ours, the caller's,
+        return  # the call's): a node not found lives too
+    outside = {id(root)}
+    for t, n in inner.values():  # a tensor held by more than the ops that read it
+        if sys.getrefcount(t) > n + 3:  # (the inputs lists, the entry, the loop, the call)
+            outside.add(id(t._lazy if t._lazy is not None else t._grad_fn))
+    program, arena = seg.program, seg.arena
+    for key in outside:
+        p = found[key]
+        if p._v is None and not p.op.view:
+            p._v = program.value(arena, p.pos, p).copy()
+        elif p.op.view:  # read through its base: keep the arena
+            return
+    seg.arena = None
 
 
 _KEPT = collections.deque()  # (Program, its arena's id, bytes), oldest first
@@ -1934,6 +1987,7 @@ class _Recorder:
             if self.node.train is None:
                 self.node.train = {}
             self.node.train[self.key] = entry
+            entry.root_pos = self.key[0]
 
     def _entry(self, program, leaf_grads, seg, recs, ext, slots):
         n_ext = len(self.fwd_ext)
@@ -2002,6 +2056,8 @@ class _TrainEntry:
         seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph, hand=hand)
         if not retain_graph:
             seg.released = True
+            seg.root = _weakref(recs[self.root_pos])
+            self.program._seg = _weakref(seg)
         elif node_deferred:
             _keep_live(rec, seg, recs)
 

@@ -513,11 +513,13 @@ def test_idle_arenas_kept_for_reuse_stay_bounded(lazy_mode, monkeypatch):
     assert len(programs) >= 40 and sum(kept) <= (64 << 10) + max(kept)
 
 
-def test_detached_losses_kept_from_each_step_do_not_keep_its_arena(lazy_mode, monkeypatch):
-    """Detached losses kept in a list (as training loops log them) keep their values,
-    not each step's arena: a detached computed tensor is taken at once (a copy of a small
-    value, no base), not recorded into the next step's segment, which would tie every
-    later step to the autograd engine."""
+def test_losses_kept_from_each_step_do_not_keep_its_arena(lazy_mode, monkeypatch):
+    """Losses (and with them the outputs they were made from), detached losses, kept in
+    lists as training loops log them, keep their values, not each step's arena: a
+    detached computed tensor is taken at once (a copy of a small value, no base), not
+    recorded into the next step's segment (which would tie every later step to the
+    autograd engine); a kept loss's step gives its arena back, its values still asked
+    for copied out."""
     made = []
     kept = lazy._kept
     monkeypatch.setattr(lazy, "_kept", lambda program, arena: (made.append(arena.nbytes),
@@ -527,20 +529,28 @@ def test_detached_losses_kept_from_each_step_do_not_keep_its_arena(lazy_mode, mo
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
     opt = jg.optim.SGD(model.parameters(), lr=0.1)
     x, y = jg.randn(64, 8), jg.randint(0, 3, (64,))
-    detached, values = [], []
+    losses, detached, outs, values, refs = [], [], [], [], []
     for step in range(30):
         opt.zero_grad()
-        loss = jg.nn.functional.cross_entropy(model(x), y)
+        out = model(x)
+        loss = jg.nn.functional.cross_entropy(out, y)
         loss.backward()
+        with jg.no_grad():
+            refs.append(model(x).numpy().copy())
         opt.step()
         values.append(loss.item())
+        losses.append(loss)
         detached.append(loss.detach())
+        outs.append(out)
         if step == 9:
             hits = jg.jit_stats()["cache_hits"]
     assert jg.jit_stats()["cache_hits"] >= hits + 20  # every later step a cached one
-    assert len(made) <= 6  # (a few Programs, an arena each: not one per step)
-    assert [t.item() for t in detached] == values
+    assert len(made) <= 10  # (a few Programs, a few arenas each: not one per step)
+    assert [t.item() for t in losses] == values == [t.item() for t in detached]
     assert all(t._base is None and not t.requires_grad for t in detached)  # as PyTorch's
+    for out, ref in zip(outs, refs):
+        np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-5, atol=1e-6)
+    assert losses[-1].grad_fn.name() == "NllLossBackward0"  # the graph is still there
 
 
 def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
