@@ -980,8 +980,9 @@ class Program:
         pay the kernel's page faults again.
         """
         arena = self._last
-        if arena is not None and sys.getrefcount(arena) == 4:  # ours, the local, the
-            seg = self._seg()  # call's, and one more: the last step's segment's?
+        if (arena is not None and arena.nbytes >= _GIVE_BACK  # (a small one is remade
+                and sys.getrefcount(arena) == 4):  # faster) ours, the local, the call's,
+            seg = self._seg()  # and one more: the last step's segment's?
             if seg is not None and seg.arena is arena and seg.owner is _tls.rec:
                 _give_back(seg)
             seg = None
@@ -1034,6 +1035,9 @@ class Program:
 
 def _dead():
     return None
+
+
+_GIVE_BACK = 1 << 16  # bytes: an arena this large is worth finding a kept step's values
 
 
 def _give_back(seg):
