@@ -362,7 +362,6 @@ def record(op, inputs, attrs, name, akey=None):
             refs = (a, b)
         else:
             refs = []
-            ext = rec.ext
             for t in operands:
                 p = t._lazy
                 if p is not None and p.seg is seg:
@@ -985,7 +984,6 @@ class Program:
             seg = self._seg()  # and one more: the last step's segment's?
             if seg is not None and seg.arena is arena and seg.owner is _tls.rec:
                 _give_back(seg)
-            seg = None
         if arena is None or sys.getrefcount(arena) > 3:  # ours, the local, the call
             arena = np.empty(self.arena_size, self.fdtype)
             self._last = arena
@@ -1064,20 +1062,18 @@ def _give_back(seg):
             if id(q) not in found:
                 found[id(q)] = q
                 stack.append(q)
-    p = q = None
     if sys.getrefcount(seg) != len(found) + 3:  # (its live nodes', ours, the caller's,
         return  # the call's): a node not found lives too
     outside = {id(root)}
     for t, n in inner.values():  # a tensor held by more than the ops that read it
         if sys.getrefcount(t) > n + 3:  # (the inputs lists, the entry, the loop, the call)
             outside.add(id(t._lazy if t._lazy is not None else t._grad_fn))
-    program, arena = seg.program, seg.arena
-    for key in outside:
-        p = found[key]
-        if p._v is None and not p.op.view:
-            p._v = program.value(arena, p.pos, p).copy()
-        elif p.op.view:  # read through its base: keep the arena
-            return
+    held = [found[key] for key in outside]
+    if any(p.op.view for p in held):  # read through its base: the arena stays
+        return
+    for p in held:
+        if p._v is None:
+            p._v = seg.program.value(seg.arena, p.pos, p).copy()
     seg.arena = None
 
 
@@ -1991,7 +1987,6 @@ class _Recorder:
             if self.node.train is None:
                 self.node.train = {}
             self.node.train[self.key] = entry
-            entry.root_pos = self.key[0]
 
     def _entry(self, program, leaf_grads, seg, recs, ext, slots):
         n_ext = len(self.fwd_ext)
@@ -2038,12 +2033,13 @@ class _Recorder:
             else:
                 source = ("const", g._data.copy())
             grads.append((slot, int(np.prod(leaf._shape, dtype=np.int64)), source))
-        return _TrainEntry(program, extra, index_specs, grads)
+        return _TrainEntry(program, extra, index_specs, grads, self.key[0])
 
 
 class _TrainEntry:
-    def __init__(self, program, extra, index_specs, grads):
+    def __init__(self, program, extra, index_specs, grads, root_pos):
         self.program, self.extra, self.index_specs, self.grads = program, extra, index_specs, grads
+        self.root_pos = root_pos  # where the loss is among the forward's ops
         # per index spec: the earlier spec reading the same array (a forward index and the
         # backward's scatter), whose array it reuses, or None
         first = {}
@@ -2106,6 +2102,7 @@ class _TrainEntry:
                 if (g is None or _getrefcount(g) > 3 or g._value is not home or g._vc[0]
                         or g._requires_grad or g._lazy is not None or g.__weakref__ is not None
                         or (g.__dict__ and g.__dict__.keys() != _BK_ONLY)):
+                    g = None  # (home_grad counts the references to it)
                     g = home_grad(leaf, home)
                 leaf._grad = g
         try:

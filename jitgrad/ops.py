@@ -1828,7 +1828,7 @@ def getitem(input, key):
         # from a dataset) are taken at once, as numpy takes them, so the segment reads
         # the slice as its input: where it starts is no part of the recorded structure
         # (a Program, and its arena, for each batch otherwise)
-        out = Tensor._make(input._value[key])
+        out = Tensor._make(_INDEX.forward(input._value, key=key))
         return finish(_INDEX, [input], [out], _index_name(key, advanced), {"key": key})
     return apply(_INDEX, [input], _index_name(key, advanced), key=key)
 

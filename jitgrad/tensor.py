@@ -137,7 +137,8 @@ class Tensor:
 
     def _alias(self, grad_fn=None, output_nr=0, version=True):
         """A new tensor object over the same storage (and version counter, unless
-        ``version=False``); a pending tensor's alias stays pending."""
+        ``version=False``); a tensor whose segment has not run yet (or any pending one,
+        under a jitgrad.jit capture) has a pending alias."""
         if self._value is None and (self._lazy.seg.program is None or _tls.capture is not None):
             from .lazy import alias
             t = alias(self)  # (an op of the segment being recorded)

@@ -530,11 +530,15 @@ def _nll(logp, target, idx, reduction):
     return ops.apply(_NLL, [logp], "NllLossBackward0", **attrs)
 
 
+def _check_long(target):
+    if target._npdtype != np.int64:
+        raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
+
+
 def _class_idx(logp, target, ignore_index):
     """Each row's flat class position in ``(M, C)`` ``logp`` when every label is a class
     and none is ``ignore_index`` (the common case), else None."""
-    if target._npdtype != np.int64:
-        raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
+    _check_long(target)
     m, c = logp._shape
     if not m or 0 <= ignore_index < c:
         return None
@@ -548,8 +552,7 @@ def _picked(logp, target, weight, ignore_index, idx):
     m, c = logp._shape
     if idx is not None:
         return ops.apply(ops._TAKE, [logp], "TakeBackward0", idx=idx, rows=(target, c)), None
-    if target._npdtype != np.int64:
-        raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
+    _check_long(target)
     t = target._data
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= c))

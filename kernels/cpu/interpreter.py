@@ -150,11 +150,11 @@ def interpret(code, scalars, indices, arena, table):
                     else:
                         ew.unary(row[SUB], a, out)
                 elif op == BINARY:
-                    if row[OUT] == row[A] or row[OUT] == row[B]:
-                        ew.binary_in_place(row[SUB], out if row[OUT] == row[A] else a,
-                                           out if row[OUT] == row[B] else
-                                           _span(arena, base, table, row[B], n),
-                                           row[OUT] == row[A])
+                    if row[OUT] == row[A]:  # (and maybe B too: out = out * out)
+                        ew.binary_in_place(row[SUB], out, out if row[OUT] == row[B] else
+                                           _span(arena, base, table, row[B], n), True)
+                    elif row[OUT] == row[B]:
+                        ew.binary_in_place(row[SUB], a, out, False)
                     else:
                         ew.binary(row[SUB], a, _span(arena, base, table, row[B], n), out)
                 elif op == COMPARE:
