@@ -114,3 +114,79 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, offsets, active,
                 mx[i] = v
             # addcdiv_: (value * exp_avg) / denom, then add
             pa[i] = p + neg_step * m / (np.sqrt(v) / bc2_sqrt + eps_)
+
+
+@kernel
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, offsets, active, steps,
+                 lr, alpha, eps, weight_decay, momentum, centered, maximize, alpha_rounded,
+                 momentum_rounded, w_rounded):
+    """RMSprop, optionally centered and with momentum (``torch.optim.RMSprop``).
+
+    ``grad_avg`` is only touched when ``centered`` and ``momentum_buffer`` only
+    when ``momentum > 0`` (PyTorch starts both at zero). ``steps`` counts each
+    parameter's steps (PyTorch's ``state['step']``). ``alpha_rounded``,
+    ``momentum_rounded`` and ``w_rounded`` are ``alpha``, ``momentum`` and
+    ``1 - alpha`` rounded to the arena's dtype.
+    """
+    f = param.dtype.type
+    w = 1.0 - alpha  # square_avg's addcmul value and grad_avg's lerp weight
+    small = abs(w) < 0.5
+    lerp_w = f(w) if small else f(w) - f(1.0)
+    neg_lr, eps_, wd = f(-lr), f(eps), f(weight_decay)
+    sign, decay, heavy = f(-1.0) if maximize else f(1.0), weight_decay != 0.0, momentum > 0.0
+    for s in range(offsets.shape[0] - 1):
+        if active[s] == 0:
+            continue
+        steps[s] += np.float32(1.0)
+        a, b = offsets[s], offsets[s + 1]
+        pa, gr, sq = param[a:b], grad[a:b], square_avg[a:b]
+        ga = grad_avg[a:b] if centered else sq
+        bf = momentum_buffer[a:b] if heavy else sq
+        for i in range(pa.shape[0]):
+            p = pa[i]
+            g = _direction(p, gr[i], sign, wd, decay)
+            # square_avg.mul_(alpha) rounds; .addcmul_(g, g, value=1 - alpha) fuses the
+            # second product: (1 - alpha) * g is rounded on its own, so that ``reassoc``
+            # cannot regroup it as (1 - alpha) * (g * g)
+            v = f(np.float64(sq[i]) * alpha_rounded) + f(np.float64(g) * w_rounded) * g
+            sq[i] = v
+            if centered:
+                m = ga[i]
+                m = m + lerp_w * (g - m) if small else g + lerp_w * (g - m)
+                ga[i] = m
+                v = v - m * m  # square_avg.addcmul(grad_avg, grad_avg, value=-1)
+            avg = np.sqrt(v) + eps_
+            if heavy:
+                # buf.mul_(momentum) rounds; .addcdiv_(g, avg); param.add_(buf, alpha=-lr)
+                u = f(np.float64(bf[i]) * momentum_rounded) + g / avg
+                bf[i] = u
+                pa[i] = p + neg_lr * u
+            else:
+                pa[i] = p + neg_lr * g / avg  # addcdiv_: (value * g) / avg, then add
+
+
+@kernel
+def adagrad_step(param, grad, state_sum, offsets, active, steps, lr, lr_decay, eps,
+                 weight_decay, maximize):
+    """Adagrad with learning-rate decay and L2 weight decay (``torch.optim.Adagrad``).
+
+    ``state_sum`` starts at ``initial_accumulator_value`` (filled by the
+    optimizer); ``steps`` counts each parameter's steps, and step ``t`` uses
+    the rate ``lr / (1 + (t - 1) * lr_decay)``.
+    """
+    f = param.dtype.type
+    eps_, wd = f(eps), f(weight_decay)
+    sign, decay = f(-1.0) if maximize else f(1.0), weight_decay != 0.0
+    for s in range(offsets.shape[0] - 1):
+        if active[s] == 0:
+            continue
+        steps[s] += np.float32(1.0)
+        neg_clr = f(-(lr / (1.0 + (np.float64(steps[s]) - 1.0) * lr_decay)))
+        a, b = offsets[s], offsets[s + 1]
+        pa, gr, sm = param[a:b], grad[a:b], state_sum[a:b]
+        for i in range(pa.shape[0]):
+            p = pa[i]
+            g = _direction(p, gr[i], sign, wd, decay)
+            v = sm[i] + g * g  # state_sum.addcmul_(g, g, value=1), fused
+            sm[i] = v
+            pa[i] = p + neg_clr * g / (np.sqrt(v) + eps_)
