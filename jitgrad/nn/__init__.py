@@ -11,3 +11,11 @@ __all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "
            "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "ReLU", "Tanh",
            "Sigmoid", "GELU", "Softmax", "LogSoftmax", "Dropout", "Embedding", "LayerNorm",
            "MSELoss", "NLLLoss", "CrossEntropyLoss"]
+from .containers import ModuleDict, ParameterDict, ParameterList
+from .layers import ELU, Conv1d, LeakyReLU, SiLU, Unflatten
+from .normalization import BatchNorm1d, BatchNorm2d
+from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNBase, RNNCell, RNNCellBase
+
+__all__ += ["ModuleDict", "ParameterList", "ParameterDict", "Conv1d", "Unflatten", "LeakyReLU",
+            "ELU", "SiLU", "BatchNorm1d", "BatchNorm2d", "RNNBase", "RNN", "LSTM", "GRU",
+            "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]

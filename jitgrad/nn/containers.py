@@ -1,5 +1,7 @@
-"""``Sequential`` and ``ModuleList``: modules that hold other modules in order."""
+"""Containers: ``Sequential``, ``ModuleList`` and ``ModuleDict`` hold modules;
+``ParameterList`` and ``ParameterDict`` hold parameters."""
 import collections
+import collections.abc
 import operator
 
 from .. import lazy as _lazy
@@ -7,6 +9,7 @@ from .. import ops
 from ..tensor import Tensor
 from . import layers
 from .module import Module, _addindent
+from .parameter import Parameter
 
 
 def _index(idx, n):
@@ -203,3 +206,260 @@ class ModuleList(_Ordered):
         lines = [_addindent(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}", 2)
                  for a, b, r in blocks]
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
+
+class ModuleDict(Module):
+    """An ordered dict of modules whose parameters the parent module sees under their keys.
+
+    ``ModuleDict(modules)`` takes a mapping or an iterable of ``(key, module)`` pairs.
+    """
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        _lazy._module_epoch[0] += 1
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def clear(self):
+        """Remove every module."""
+        _lazy._module_epoch[0] += 1
+        self._modules.clear()
+
+    def pop(self, key):
+        """Remove ``key`` and return its module."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def update(self, modules):
+        """Add (or replace) the modules of a mapping or of ``(key, module)`` pairs, in order."""
+        _update(self, modules, "ModuleDict", (collections.abc.Mapping, ModuleDict))
+
+
+def _update(container, pairs, name, ordered):
+    """``container[key] = value`` for each pair of a mapping or an iterable of pairs, with
+    PyTorch's errors; a mapping that is not an ``ordered`` one goes in sorted key order."""
+    if not isinstance(pairs, collections.abc.Iterable):
+        raise TypeError(f"{'ParametersDict' if name == 'ParameterDict' else name}.update should "
+                        "be called with an iterable of key/value pairs, but got "
+                        + type(pairs).__name__)
+    if isinstance(pairs, (collections.OrderedDict, ordered)):
+        items = pairs.items()
+    elif isinstance(pairs, collections.abc.Mapping):
+        items = sorted(pairs.items())
+    else:
+        items = []
+        for j, pair in enumerate(pairs):
+            if not isinstance(pair, collections.abc.Iterable):
+                raise TypeError(f"{name} update sequence element #{j} should be Iterable; is"
+                                + type(pair).__name__)
+            if len(pair) != 2:
+                raise ValueError(f"{name} update sequence element #{j} has length {len(pair)}; "
+                                 "2 is required")
+            items.append(pair)
+    for key, value in items:
+        container[key] = value
+
+
+def _as_parameter(value):
+    """What a parameter container stores: a plain tensor becomes a ``Parameter``."""
+    return Parameter(value) if isinstance(value, Tensor) and not isinstance(value, Parameter) \
+        else value
+
+
+def _entries_repr(items):
+    """PyTorch's listing of a parameter container's entries (``type_of`` names the dtype)."""
+    lines = []
+    for key, p, type_of in items:
+        if isinstance(p, Tensor):
+            kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
+            size = "x".join(str(n) for n in p.shape)
+            lines.append(f"  ({key}): {kind} containing: [{type_of(p)} of size {size}]")
+        else:
+            lines.append(f"  ({key}): Object of type: {type(p).__name__}")
+    return "\n".join(lines)
+
+
+class ParameterList(Module):
+    """A list of parameters whose parent module sees them (``"0"``, ``"1"``, ...); a plain
+    tensor put in becomes a ``Parameter``."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        self._size = 0
+        if values is not None:
+            self += values
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            out = type(self)()
+            for i in range(*idx.indices(len(self))):
+                out.append(self[i])
+            return out
+        return getattr(self, str(_index(idx, len(self))))
+
+    def __setitem__(self, idx, param):
+        setattr(self, str(_index(idx, len(self))), _as_parameter(param))
+
+    def __len__(self):
+        return self._size
+
+    def __iter__(self):
+        return iter(self[i] for i in range(len(self)))
+
+    def __iadd__(self, parameters):
+        return self.extend(parameters)
+
+    def append(self, value):
+        """Add ``value`` at the end."""
+        self._size += 1
+        self[self._size - 1] = value
+        return self
+
+    def extend(self, values):
+        """Add each of ``values`` at the end."""
+        if not isinstance(values, collections.abc.Iterable) or isinstance(values, Tensor):
+            raise TypeError("ParameterList.extend should be called with an iterable, but got "
+                            + type(values).__name__)
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self):
+        return _entries_repr((i, p, lambda t: t.dtype) for i, p in enumerate(self))
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called.")
+
+
+class ParameterDict(Module):
+    """An ordered dict of parameters whose parent module sees them under their keys; a
+    plain tensor put in becomes a ``Parameter``. A plain ``dict`` given to the constructor
+    or ``update`` goes in sorted key order, as in PyTorch."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        self._keys = {}
+        if parameters is not None:
+            self.update(parameters)
+
+    @staticmethod
+    def _attr(key):
+        if not isinstance(key, str):
+            raise TypeError("Index given to ParameterDict cannot be used as a key as it is not "
+                            f"a string (type is '{type(key).__name__}'). Open an issue on "
+                            "github if you need non-string keys.")
+        return key
+
+    def __getitem__(self, key):
+        return getattr(self, self._attr(key))
+
+    def __setitem__(self, key, value):
+        attr = self._attr(key)
+        self._keys[key] = None
+        setattr(self, attr, _as_parameter(value))
+
+    def __delitem__(self, key):
+        del self._keys[key]
+        delattr(self, self._attr(key))
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __reversed__(self):
+        return reversed(self._keys)
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def copy(self):
+        """A new ParameterDict holding the same parameters."""
+        return ParameterDict(collections.OrderedDict((k, self[k]) for k in self._keys))
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def clear(self):
+        for key in list(self._keys):
+            del self[key]
+
+    def pop(self, key):
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self):
+        """Remove and return the last inserted ``(key, parameter)`` pair."""
+        key = next(reversed(self._keys))
+        return key, self.pop(key)
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def fromkeys(self, keys, default=None):
+        return ParameterDict((k, default) for k in keys)
+
+    def keys(self):
+        return self._keys.keys()
+
+    def items(self):
+        return ((k, self[k]) for k in self._keys)
+
+    def values(self):
+        return (self[k] for k in self._keys)
+
+    def update(self, parameters):
+        """Add (or replace) the entries of a mapping or of ``(key, value)`` pairs."""
+        _update(self, parameters, "ParameterDict", ParameterDict)
+
+    def extra_repr(self):
+        return _entries_repr((k, p, lambda t: t.type()) for k, p in self.items())
+
+    def __call__(self, input):
+        raise RuntimeError("ParameterDict should not be called.")
+
+    def __or__(self, other):
+        out = self.copy()
+        out.update(other)
+        return out
+
+    def __ror__(self, other):
+        out = other.copy()
+        out.update(self)
+        return out
+
+    def __ior__(self, other):
+        self.update(other)
+        return self

@@ -21,7 +21,7 @@ import numpy as np
 from .. import dtypes as dt
 from .. import _launch, ops
 from .. import lazy as _lazy
-from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..kernels.cpu import conv as _conv
 from ..kernels.cpu import elementwise as ew
 from ..kernels.cpu import index as _index
@@ -285,6 +285,67 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return ops.squeeze(out, 0) if unbatched else out
 
 
+def _single(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 1:
+            raise RuntimeError(f"expected {name} to be a single integer value or a list of 1 "
+                               "values to match the convolution dimensions, but got "
+                               f"{name}={list(v)}")
+        return int(v[0])
+    return int(v)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation over ``(N, C, L)`` (or unbatched ``(C, L)``) input; ``weight`` is
+    ``(out_channels, in_channels / groups, kW)``.
+
+    ``padding`` is an int, ``'valid'`` or ``'same'`` (stride 1; an even kernel pads one
+    more on the right, as PyTorch). Runs as ``conv2d`` over a height-1 image: the same
+    im2col rows and matmul, so the values are those of a 1-D convolution exactly.
+    """
+    if input.ndim not in (2, 3):
+        raise RuntimeError("Expected 2D (unbatched) or 3D (batched) input to conv1d, but got "
+                           f"input of size: {list(input.shape)}")
+    if weight.ndim != 3:
+        raise RuntimeError(f"Expected {weight.ndim}-dimensional input for {weight.ndim}-"
+                           f"dimensional weight {list(weight.shape)}, but got {input.ndim}-"
+                           f"dimensional input of size {list(input.shape)} instead"
+                           if weight.ndim > 3 else "weight should have at least three dimensions")
+    stride, dilation = _single(stride, "stride"), _single(dilation, "dilation")
+    o, cg, k = weight.shape
+    c, length = input.shape[-2:]
+    if stride <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    if dilation <= 0:
+        raise RuntimeError("non-positive dilation is not supported")
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+        if padding == "same" and stride != 1:
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+        pad = 0 if padding == "valid" else None
+    else:
+        padding = pad = _single(padding, "padding")
+        if pad < 0:
+            raise RuntimeError("negative padding is not supported")
+    if cg * groups != c:
+        shown = list(input.shape) if input.ndim == 3 else [1] + list(input.shape)
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, "
+                           f"expected input{shown} to have {cg * groups} channels, "
+                           f"but got {c} channels instead")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be "
+                           f"1-dimensional with {o} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+    if pad is not None and length + 2 * pad < dilation * (k - 1) + 1:
+        raise RuntimeError(f"Calculated padded input size per channel: ({length + 2 * pad}). "
+                           f"Kernel size: ({dilation * (k - 1) + 1}). Kernel size can't be "
+                           "greater than actual input size")
+    out = conv2d(ops.unsqueeze(input, -2), ops.unsqueeze(weight, 2), bias, (1, stride),
+                 padding if isinstance(padding, str) else (0, pad), (1, dilation), groups)
+    return ops.squeeze(out, -2)
+
+
 # --- pooling --------------------------------------------------------------------------
 
 def _pool_args(kernel_size, stride, padding, dilation):
@@ -386,6 +447,56 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         out = out * weight
     if bias is not None:
         out = out + bias
+    return out
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalise each channel (dim 1) of ``(N, C, *)`` input, then scale by ``weight`` and
+    shift by ``bias`` (each ``(C,)``).
+
+    With ``training`` the batch's mean and biased variance normalise, and
+    ``running_mean``/``running_var``, where given, move towards the batch mean and
+    *unbiased* variance: ``running = (1 - momentum) * running + momentum * batch``, in
+    place and outside autograd, as PyTorch does. Otherwise the running statistics
+    normalise.
+    """
+    c = input.shape[1] if input.ndim > 1 else 0
+    if training:
+        n = input.numel() // c if c else 0
+        if n == 1:
+            raise ValueError("Expected more than 1 value per channel when training, got "
+                             f"input size {input.shape}")
+        if eps <= 0.0:
+            raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    elif eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.numel() != c:
+            raise RuntimeError(f"{name} should contain {c} elements not {t.numel()}")
+        if t is None and name.startswith("running") and not training:
+            raise RuntimeError(f"{name} must be defined in evaluation mode")
+    shape = (1, c) + (1,) * (input.ndim - 2)  # a (C,) vector against dim 1
+    if training:
+        dims = (0,) + tuple(range(2, input.ndim))
+        mean = ops.mean(input, dims, keepdim=True)
+        centred = input - mean
+        var = ops.mean(centred * centred, dims, keepdim=True)
+        out = centred * ops.rsqrt(var + eps)
+        with no_grad():
+            if running_mean is not None:
+                running_mean.mul_(1 - momentum).add_(ops.reshape(mean, (c,)), alpha=momentum)
+            if running_var is not None:
+                running_var.mul_(1 - momentum).add_(ops.reshape(var, (c,)),
+                                                    alpha=momentum * n / (n - 1))
+    else:
+        out = (input - ops.reshape(running_mean, shape)) * ops.rsqrt(
+            ops.reshape(running_var, shape) + eps)
+    if weight is not None:
+        out = out * ops.reshape(weight, shape)
+    if bias is not None:
+        out = out + ops.reshape(bias, shape)
     return out
 
 

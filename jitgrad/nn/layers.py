@@ -2,6 +2,7 @@
 import math
 
 from .. import dtypes as dt
+from .. import ops
 from ..autograd.grad_mode import no_grad
 from ..tensor import empty, ones, zeros
 from . import functional as F
@@ -60,6 +61,65 @@ class Linear(Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+class Conv1d(Module):
+    """1-D convolution over ``(N, C, L)`` input; weight ``(out, in/groups, kW)``.
+
+    Arguments as ``torch.nn.Conv1d``; ``padding`` is an int, ``'valid'`` or ``'same'``,
+    and ``padding_mode`` must be ``'zeros'``. Initialised as ``Linear``.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
+        super().__init__()
+        if groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
+        one = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                                 "{'valid', 'same'}")
+            if padding == "same" and one(stride) != (1,):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode must be 'zeros' in jitgrad, but got padding_mode="
+                             f"'{padding_mode}'")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = one(kernel_size), one(stride)
+        self.padding = padding if isinstance(padding, str) else one(padding)
+        self.dilation, self.groups, self.padding_mode = one(dilation), groups, padding_mode
+        self.weight = _param(out_channels, in_channels // groups, *self.kernel_size,
+                             dtype=dtype)
+        self.bias = _param(out_channels, dtype=dtype) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            _fan_in_bias_(self.bias, self.weight)
+
+    def forward(self, input):
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0,):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
 
 
 class Conv2d(Module):
@@ -170,6 +230,33 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
+class Unflatten(Module):
+    """Splits dim ``dim`` into ``unflattened_size`` (a tuple or list of ints)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError("unflattened_size must be a tuple of ints, but found type "
+                            f"{type(unflattened_size).__name__}")
+        for i, size in enumerate(unflattened_size):
+            if not isinstance(size, int):
+                raise TypeError("unflattened_size must be tuple of ints, but found element of "
+                                f"type {type(size).__name__} at pos {i}")
+        self.dim, self.unflattened_size = dim, unflattened_size
+
+    def forward(self, input):
+        n, sizes = input.shape[self.dim], self.unflattened_size
+        known = math.prod(size for size in sizes if size != -1)  # -1: what the rest leave
+        if (known == 0 or n % known) if -1 in sizes else n != known:
+            raise RuntimeError(f"unflatten: Provided sizes {list(self.unflattened_size)} don't "
+                               f"multiply up to the size of dim {self.dim} ({n}) in the input "
+                               "tensor")
+        return input.unflatten(self.dim, self.unflattened_size)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
 class ReLU(Module):
     """``max(x, 0)``."""
 
@@ -210,6 +297,59 @@ class GELU(Module):
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"
+
+
+class _Elementwise(Module):
+    """An activation ``_fn`` with PyTorch's ``inplace`` flag. In place, the result is
+    computed from a copy and written into ``input``, so a value autograd saved is not
+    overwritten (the gradient flows through the copy)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return input.copy_(self._fn(input.clone())) if self.inplace else self._fn(input)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class LeakyReLU(_Elementwise):
+    """``x`` where ``x > 0``, else ``negative_slope * x``."""
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__(inplace)
+        self.negative_slope = negative_slope
+
+    def _fn(self, x):
+        return ops.where(x > 0, x, x * self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}{', inplace=True' if self.inplace else ''}"
+
+
+class ELU(_Elementwise):
+    """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__(inplace)
+        self.alpha = alpha
+
+    def _fn(self, x):
+        # exp of min(x, 0): a large positive x would overflow exp, and the unselected
+        # branch's zero gradient times inf is NaN
+        return ops.where(x > 0, x, (ops.exp(ops.clamp_max(x, 0)) - 1) * self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}{', inplace=True' if self.inplace else ''}"
+
+
+class SiLU(_Elementwise):
+    """``x * sigmoid(x)`` (the swish)."""
+
+    def _fn(self, x):
+        return x * ops.sigmoid(x)
 
 
 class Softmax(Module):
