@@ -27,6 +27,7 @@ results, ``None``, and tuples or lists of them; a function returning anything
 else simply runs every time in plain lazy mode.
 """
 import functools
+import warnings
 
 import numpy as np
 
@@ -345,3 +346,31 @@ def jit(fn):
     running its Python once two runs show the same effects; see ``jitgrad.jit``'s module
     documentation for what is captured and the guards that keep a replay honest."""
     return Jitted(fn)
+
+
+_TORCHSCRIPT = ("jitgrad does not compile TorchScript: jitgrad.jit.{} returns the module "
+                "as is (jitgrad.jit(step) captures and replays a training step instead)")
+_warned = set()
+
+
+def _as_is(kind, obj):
+    if kind not in _warned:  # once per process, as a script calls these once per model
+        _warned.add(kind)
+        warnings.warn(_TORCHSCRIPT.format(kind), UserWarning, stacklevel=3)
+    return obj
+
+
+def script(obj, optimize=None, _frames_up=0, _rcb=None, example_inputs=None):
+    """``torch.jit.script``'s place: returns ``obj`` (a module or function) unchanged, with a
+    one-time ``UserWarning``; jitgrad has no TorchScript compiler."""
+    return _as_is("script", obj)
+
+
+def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inputs=None,
+          check_tolerance=1e-5, strict=True, **kwargs):
+    """``torch.jit.trace``'s place: returns ``func`` (a module or function) unchanged, with a
+    one-time ``UserWarning``; jitgrad has no TorchScript tracer."""
+    return _as_is("trace", func)
+
+
+jit.script, jit.trace = script, trace  # jg.jit is this module's decorator function
