@@ -123,6 +123,7 @@ def _backward(loss, leaves, how):
 
 def _run(mode, seed, dtype, n_ops=7, runs=3):
     """Everything the program shows over ``runs`` runs: losses, gradients, last outputs."""
+    previous = jg.get_mode()
     jg.set_mode(mode)
     try:
         leaves = _leaves(np.random.default_rng(seed + 1000), dtype)
@@ -147,7 +148,7 @@ def _run(mode, seed, dtype, n_ops=7, runs=3):
     except Exception as error:  # the program's own error: lazy mode must raise it too
         return None, (type(error), str(error))
     finally:
-        jg.set_mode("eager")
+        jg.set_mode(previous)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
