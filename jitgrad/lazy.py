@@ -850,8 +850,11 @@ def _attr_key(v):
         return tuple(_attr_key(x) for x in v)
     if isinstance(v, slice):
         return ("slice", v.start, v.stop, v.step)
-    if isinstance(v, np.ndarray):
-        return ("array", v.shape, v.dtype.str)  # values bound per run
+    if isinstance(v, np.ndarray):  # positions are bound per run; a mask's count of True
+        # sets the output's shape, so it is part of the structure
+        if v.dtype == np.bool_:
+            return ("mask", v.shape, int(np.count_nonzero(v)))
+        return ("array", v.shape, v.dtype.str)
     if isinstance(v, np.dtype):
         return v.str
     return v
@@ -1277,7 +1280,15 @@ class Lowering:
                 if own is not None:
                     self.free.append((own[1], own[0]))
         for p in self.outputs:
-            self.operand_key(("n", p.pos))
+            key = ("n", p.pos)
+            off, shape = self.operand_key(key)
+            if self.private_from is not None and p.pos not in self.out_bufs:
+                # a gradient that is a view shares another buffer (an input read where it
+                # lives, whose arena home is never written): give it a buffer of its own
+                out = self.new_out(p)
+                self.elementwise(I.COPY, 0, out, p.shape, [(off, shape, None)])
+                self.buf[key] = (out, p.shape)
+                self.node_slots[p.pos] = (self.arena_offset(out), self.node_slots[p.pos][1])
         code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
         table = np.zeros((len(self.homes) + 1, 3), np.int64)
         table[1:, I.HOME], table[1:, I.SIZE] = self.homes, self.sizes
@@ -1904,6 +1915,8 @@ def run_cached_step(root, retain_graph):
     train = rec.node.train
     if train is None or _anomaly_state.__dict__.get("enabled"):
         return False
+    if p.shape and _numel(p.shape) != 1:  # no implicit gradient: the engine raises
+        return False
     entry = train.get((p.pos, p.dtype.num))  # (a dtype's number: its hash costs 50 ns)
     if entry is None:
         return False
@@ -1922,6 +1935,13 @@ def run_cached_step(root, retain_graph):
 
 _ones = None  # set by jitgrad.autograd.engine: a shared read-only array of ones
 _tensor._run_cached_step = run_cached_step
+
+
+def _numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def _eligible(p):
