@@ -430,7 +430,7 @@ def default_collate(batch):
             raise TypeError(_COLLATE_ERROR.format(elem.dtype))
         return as_tensor(np.stack(batch))  # one array, then one tensor
     if isinstance(elem, (np.bool_, np.number, np.object_)):
-        return as_tensor(batch)
+        return as_tensor(np.asarray(batch))  # keeps the scalars' dtype, as PyTorch does
     if isinstance(elem, float):
         return tensor(batch, dtype=_dtypes.float64)
     if isinstance(elem, int):
