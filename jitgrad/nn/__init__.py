@@ -4,6 +4,7 @@ from .containers import ModuleList, Sequential
 from .layers import (AvgPool2d, Conv2d, CrossEntropyLoss, Dropout, Embedding, Flatten, GELU,
                      Identity, LayerNorm, Linear, LogSoftmax, MaxPool2d, MSELoss, NLLLoss, ReLU,
                      Sigmoid, Softmax, Tanh)
+from .loss import BCELoss, BCEWithLogitsLoss, HuberLoss, KLDivLoss, L1Loss, SmoothL1Loss
 from .module import Module
 from .parameter import Parameter
 
@@ -11,6 +12,8 @@ __all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "
            "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "ReLU", "Tanh",
            "Sigmoid", "GELU", "Softmax", "LogSoftmax", "Dropout", "Embedding", "LayerNorm",
            "MSELoss", "NLLLoss", "CrossEntropyLoss"]
+__all__ += ["L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
+            "KLDivLoss"]
 from .containers import ModuleDict, ParameterDict, ParameterList
 from .layers import ELU, Conv1d, LeakyReLU, SiLU, Unflatten
 from .normalization import BatchNorm1d, BatchNorm2d

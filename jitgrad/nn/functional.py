@@ -574,13 +574,18 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
             if target._npdtype is d and (d is _F32 or d is _F64):
                 return ops.apply(_MSE, [input, target], "MseLossBackward0",
                                  reduction=reduction)
-    if target._shape != input._shape:
-        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
-                      f"size ({input.shape}). This will likely lead to incorrect results due "
-                      "to broadcasting. Please ensure they have the same size.", stacklevel=2)
+    _warn_target_size(input, target)
     _check_reduction(reduction)
     diff = input - target
     return _reduce(diff * diff, reduction)
+
+
+def _warn_target_size(input, target):
+    """PyTorch's warning for the regression losses, which broadcast mismatched shapes."""
+    if target._shape != input._shape:
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input "
+                      f"size ({input.shape}). This will likely lead to incorrect results due "
+                      "to broadcasting. Please ensure they have the same size.", stacklevel=3)
 
 
 def _class_last(input, target):
@@ -643,7 +648,8 @@ def _nll(logp, target, idx, reduction):
 
 def _check_long(target):
     if target._npdtype != np.int64:
-        raise RuntimeError(f"expected scalar type Long but found {ops._C_NAMES[target.dtype.name]}")
+        raise RuntimeError("expected target dtype to be Long or Byte, but got "
+                           f"{ops._C_NAMES[target.dtype.name]}")
 
 
 def _class_idx(logp, target, ignore_index):
@@ -687,6 +693,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """
     _check_reduction(reduction)
     rows, t = _class_last(input, target)
+    if weight is not None and weight.numel() != rows._shape[1]:
+        raise RuntimeError(f"weight tensor should be defined either for all {rows._shape[1]} "
+                           f"classes or no classes but got weight tensor of shape: "
+                           f"{list(weight.shape)}")
     idx = _class_idx(rows, t, ignore_index) if weight is None else None
     if idx is not None and reduction != "none":
         return _nll(rows, t, idx, reduction)
@@ -698,8 +708,16 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     losses = picked * Tensor._make(-w)
     if reduction == "none":
         return ops.reshape(losses, target.shape)
-    total = ops.sum(losses)
-    return total / Tensor._make(w.sum(dtype=w.dtype)) if reduction == "mean" else total
+    return _weighted_mean(ops.sum(losses), w.sum(dtype=w.dtype)) if reduction == "mean" \
+        else ops.sum(losses)
+
+
+def _weighted_mean(total, weight_sum):
+    """``total / weight_sum``; with nothing weighed, NaN with zero gradients, as PyTorch
+    gives (dividing would make them 0 / 0 too)."""
+    if weight_sum == 0:
+        return total + float("nan")
+    return total / Tensor._make(np.asarray(weight_sum, total._npdtype))
 
 
 _LOG_SOFTMAX_ROWS = {"dim": 1}
@@ -735,8 +753,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                   reduce=None, reduction="mean", label_smoothing=0.0):
     """``nll_loss(log_softmax(input, 1), target)``: softmax cross-entropy, computed stably.
 
-    ``target`` holds class indices, or class probabilities shaped like ``input``.
-    ``label_smoothing`` is supported without class ``weight``.
+    ``input`` is ``(C,)``, ``(N, C)`` or ``(N, C, d1, ...)`` logits; ``target`` holds class
+    indices (``ignore_index`` marks entries to skip), or class probabilities shaped like
+    ``input``. ``weight`` rescales each class; ``label_smoothing`` mixes the target with the
+    uniform distribution over the classes, as PyTorch does.
     """
     if (_lazy._STATE["lazy"] and weight is None and ignore_index == -100
             and not label_smoothing and reduction in ("mean", "sum")):
@@ -744,32 +764,180 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if out is not None:
             return out
     _check_reduction(reduction)
-    logp = ops.log_softmax(input, 0 if input.ndim == 1 else 1)
-    if target.dtype.is_floating_point:
-        if target.shape != input.shape:
-            raise RuntimeError("expected target dtype to be Long or Byte, but got "
-                               f"{ops._C_NAMES[target.dtype.name]}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    class_dim = 0 if input.ndim == 1 else 1
+    logp = ops.log_softmax(input, class_dim)
+    c = input.shape[class_dim] if input.ndim else 1
+    # the weight broadcast against the class dimension of (C, d1, ...) or (N, C, d1, ...)
+    along = (c,) + (1,) * (input.ndim - class_dim - 1)
+    if target.dtype.is_floating_point and target.shape == input.shape:
+        if ignore_index != -100:
+            raise RuntimeError("ignore_index is not supported for floating point target")
         if label_smoothing:
-            target = target * (1 - label_smoothing) + label_smoothing / input.shape[
-                0 if input.ndim == 1 else 1]
+            target = target * (1 - label_smoothing) + label_smoothing / c
         per = logp * target
         if weight is not None:
-            per = per * ops.reshape(weight, (-1,) + (1,) * (input.ndim - 2))
-        return _reduce(-ops.sum(per, 0 if input.ndim == 1 else 1), reduction)
+            per = per * ops.reshape(weight, along)
+        return _reduce(-ops.sum(per, class_dim), reduction)
+    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if not label_smoothing:
-        return nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+        return nll
+    # PyTorch's smoothing term: the (weighted) sum of all classes' log-probabilities,
+    # zero where ignored, its mean normalised as nll_loss's (by the kept rows' weights)
+    smooth = -ops.sum(logp if weight is None else logp * ops.reshape(weight, along), class_dim)
+    labels = target._data
+    keep = labels != ignore_index
+    if not keep.all():
+        smooth = smooth * Tensor._make(keep.astype(smooth._npdtype))
+    if reduction == "mean":
+        denom = keep.sum() if weight is None else weight._data[labels[keep]].sum()
+        smooth = _weighted_mean(ops.sum(smooth), denom)
+    elif reduction == "sum":
+        smooth = ops.sum(smooth)
+    return nll * (1 - label_smoothing) + smooth * (label_smoothing / c)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Mean (or sum, or none) of absolute differences ``|input - target|``."""
+    _warn_target_size(input, target)
+    _check_reduction(reduction)
+    return _reduce(ops.abs(input - target), reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """``0.5 * d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 * beta`` (``d = input -
+    target``); ``beta=0`` is ``l1_loss``."""
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+    _warn_target_size(input, target)
+    _check_reduction(reduction)
+    diff = input - target
+    size = ops.abs(diff)
+    return _reduce(ops.where(size < beta, diff * diff * (0.5 / beta), size - 0.5 * beta),
+                   reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """``0.5 * d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 * delta)`` (``d =
+    input - target``): ``delta`` times ``smooth_l1_loss`` with ``beta=delta``."""
+    if not delta > 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    _warn_target_size(input, target)
+    _check_reduction(reduction)
+    diff = input - target
+    size = ops.abs(diff)
+    return _reduce(ops.where(size < delta, diff * diff * 0.5, (size - 0.5 * delta) * delta),
+                   reduction)
+
+
+def _bce_forward(x, y):
+    # PyTorch checks the range inside its kernel; NaN fails the check too
+    if x.size and not np.all((x >= 0) & (x <= 1)):
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (y - 1) * np.maximum(np.log1p(-x), -100) - y * np.maximum(np.log(x), -100)
+    return out.astype(x.dtype, copy=False)
+
+
+_BCE_EPS = float(np.float32(1e-12))  # PyTorch's EPSILON is a float, also for double inputs
+
+
+def _bce_vjp(c, g):
+    """PyTorch's rules: ``(x - y) / max(x * (1 - x), 1e-12)`` for the input (finite where
+    the log was clamped) and ``-logit(x)``, unclamped, for the target."""
+    x, y = c.saved(0), c.saved(1)
+    gx = g * (x - y) / ops.clamp_min(x * (1 - x), _BCE_EPS) if c.needs_input_grad[0] else None
+    gy = None
+    if c.needs_input_grad[1]:
+        gy = -g * ops.log(x / (1 - x))
+    return gx, gy
+
+
+# Binary cross-entropy per element as one primitive: its clamped logs make the composite's
+# derivative 0 * inf = NaN at probabilities of exactly 0 or 1 (a saturated float32
+# sigmoid), where PyTorch's backward stays finite; the VJP is written in jitgrad ops, so
+# higher derivatives still follow
+_BCE = ops.defop("binary_cross_entropy", _bce_forward, _bce_vjp, (0, 1),
+                 meta=lambda metas: [metas[0]])
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    """``-w * (target * log(input) + (1 - target) * log(1 - input))`` for probabilities
+    ``input``, each log clamped at -100 as PyTorch does; ``weight`` broadcasts to
+    ``input``'s shape."""
+    if target.shape != input.shape:
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the "
+                         f"input size ({input.shape}) is deprecated. Please ensure they have "
+                         "the same size.")
+    _check_reduction(reduction)
+    if target.dtype is not input.dtype:
+        raise RuntimeError(f"Found dtype {ops._C_NAMES[target.dtype.name]} but expected "
+                           f"{ops._C_NAMES[input.dtype.name]}")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"binary_cross_entropy" not implemented for '
+                                  f"'{ops._C_NAMES[input.dtype.name]}'")
+    loss = ops.apply(_BCE, [input, target], "BinaryCrossEntropyBackward0")
     if weight is not None:
-        raise NotImplementedError("jitgrad's cross_entropy supports label_smoothing only "
-                                  "without class weights")
-    rows, t = _class_last(logp, target)
-    picked, w = _picked(rows, t, None, ignore_index, _class_idx(rows, t, ignore_index))
-    eps, c = label_smoothing, rows.shape[1]
-    losses = -(picked * (1 - eps) + ops.sum(rows, 1) * (eps / c))
-    if w is not None:
-        losses = losses * Tensor._make(w)
-    if reduction == "none":
-        return ops.reshape(losses, target.shape)
-    total = ops.sum(losses)
-    if reduction == "sum":
-        return total
-    return total / float(t.numel() if w is None else w.sum())
+        loss = loss * ops.expand(weight, input.shape)
+    return _reduce(loss, reduction)
+
+
+def _softplus_neg(x):
+    """``log(1 + exp(-x))`` as ``logsumexp([0, -x])``: no overflow for any ``x``, and its
+    gradient ``-sigmoid(-x)`` is right everywhere (an ``|x|`` form's is not at 0)."""
+    zero = Tensor._make(np.zeros(x._shape, x._npdtype))
+    return ops.logsumexp(ops.stack([zero, -x]), 0)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
+                                     reduce=None, reduction="mean", pos_weight=None):
+    """``binary_cross_entropy(sigmoid(input), target)`` computed stably from the logits:
+    ``(1 - target) * input + (1 + (pos_weight - 1) * target) * log(1 + exp(-input))``.
+
+    ``pos_weight`` weighs the positive term per class (broadcast along the last dimension);
+    ``weight`` rescales each element's loss.
+    """
+    if target.shape != input.shape:
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    _check_reduction(reduction)
+    softplus = _softplus_neg(input)
+    if pos_weight is not None:
+        softplus = softplus * ((pos_weight - 1) * target + 1)
+    loss = (1 - target) * input + softplus
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence ``target * (log(target) - input)`` of log-probabilities
+    ``input`` from ``target`` (probabilities, or log-probabilities if ``log_target``).
+
+    ``reduction="batchmean"`` divides the sum by the batch size (the KL divergence's
+    definition); ``"mean"`` divides by the number of elements and warns, as PyTorch does.
+    Where a target probability is 0, its gradient is ``-input`` (PyTorch's is NaN).
+    """
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and "
+                      "the support size.'batchmean' divides only by the batch size, and "
+                      "aligns with the KL div math definition.'mean' will be changed to "
+                      "behave the same as 'batchmean' in the next major release.",
+                      stacklevel=2)
+    elif reduction != "batchmean":
+        _check_reduction(reduction)
+    if log_target:
+        loss = ops.exp(target) * (target - input)
+    else:
+        # xlogy(target, target): 0 where target is 0 (whose log is never taken)
+        zero = target == 0
+        loss = ops.where(zero, 0.0, target * ops.log(ops.where(zero, 1.0, target))) - \
+            target * input
+    if reduction == "batchmean":
+        total = ops.sum(loss)
+        return total / input.shape[0] if input.ndim else total
+    return _reduce(loss, reduction)
