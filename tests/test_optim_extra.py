@@ -43,14 +43,11 @@ def gradient(p, pull, sign):
     return (sign * (pull.astype(p.dtype) + p.dtype.type(0.1) * p)).astype(p.dtype)
 
 
-def run(lib, make_opt, dtype, sign=1, steps=STEPS, state=None):
-    """``steps`` steps of ``make_opt``; ``state`` (a state dict) is loaded first if given."""
+def run(lib, make_opt, dtype, sign=1, steps=STEPS):
+    """``steps`` steps of ``make_opt`` on weights of numpy ``dtype``."""
     start, pulls = problem()
-    np_dtype = np.float64 if dtype in ("float64",) else np.float32
-    params = [lib.tensor(s.astype(np_dtype), requires_grad=True) for s in start]
+    params = [lib.tensor(s.astype(dtype), requires_grad=True) for s in start]
     opt = make_opt(params)
-    if state is not None:
-        opt.load_state_dict(state)
     for t in range(steps):
         opt.zero_grad()
         for i, (p, pull) in enumerate(zip(params, pulls[t])):
