@@ -320,6 +320,9 @@ def record(op, inputs, attrs, name, akey=None):
                 break
             else:
                 step = last[4]
+                if step.mode < 0:  # it runs eagerly: the inputs bound here are not read
+                    _unbind(rec, n_ext)
+                    return None
     if step is None:  # where each operand comes from, realized inputs bound at first use
         seg = rec.seg
         slots = rec.slots
