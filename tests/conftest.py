@@ -28,6 +28,16 @@ _started_in = collections.Counter()
 _strays = []
 
 
+def pytest_configure(config):
+    """CI sets ``JITGRAD_REQUIRE_TORCH=1``: without PyTorch its parity tests would skip."""
+    if os.environ.get("JITGRAD_REQUIRE_TORCH") == "1":
+        try:
+            import torch  # noqa: F401
+        except ImportError as error:
+            raise pytest.UsageError("JITGRAD_REQUIRE_TORCH=1 but PyTorch, the reference of "
+                                    f"the parity tests, cannot be imported: {error}") from None
+
+
 @pytest.fixture(autouse=True)
 def isolated(request):
     """Count the mode this test starts in; restore every global setting it may change."""
