@@ -851,6 +851,22 @@ def _entries():
                                layouts=("T", "S")),
                              S(real(rng, ()), real(rng, ()))]),
         ["mse_loss"])
+
+    def _bce(x, t, reduction="mean"):
+        out = -(t * np.log(x) + (1 - t) * np.log1p(-x))
+        return {"mean": np.mean, "sum": np.sum, "none": lambda v: v}[reduction](out)
+
+    def prob(rng, shape):
+        return _arr(rng.uniform(0.05, 0.95, shape))
+    add("binary_cross_entropy",
+        lambda m, x, t, **kw: m.nn.functional.binary_cross_entropy(x, t, **kw), _bce,
+        samples(lambda rng: [S(prob(rng, (2, 3)), prob(rng, (2, 3))),
+                             S(prob(rng, (4,)), prob(rng, (4,)), reduction="sum"),
+                             S(prob(rng, (3, 2)), prob(rng, (3, 2)), reduction="none",
+                               layouts=("T", "S")),
+                             S(prob(rng, ()), prob(rng, ()))]),
+        # the reduction is an op of its own (PyTorch's one node reduces too)
+        ["binary_cross_entropy"], torch_grad_fn=False)
     add("bmm", lambda m, a, b: m.bmm(a, b), np.matmul,
         _mat_samples([((2, 2, 3), (2, 3, 2)), ((1, 1, 3), (1, 3, 1))],
                      [(((2, 2, 3), (2, 3, 2)), ("T", "S"))]),
