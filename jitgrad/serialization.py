@@ -329,6 +329,9 @@ class _StorageType:
     def __init__(self, name):
         self.name, self.dtype = name, np.dtype(_TORCH_STORAGES[name])
 
+    def __call__(self, *args):
+        raise UnpicklingError(f"torch.{self.name} may only type a storage, not be called")
+
 
 class _Storage:
     """A storage read from the zip: its elements as a 1-d numpy array."""
