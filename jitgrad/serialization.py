@@ -11,8 +11,8 @@ anything: arrays are read with ``numpy.load(..., allow_pickle=False)`` after
 their ``.npy`` header has been checked against the manifest, only the five
 jitgrad dtypes are accepted, and any damage (truncation, bad CRC, unknown
 tags or dtypes, shapes that do not match the data, entries the manifest does
-not list, pickled payloads such as ``torch.save``'s ``data.pkl``) raises
-``CheckpointError`` with nothing executed.
+not list, a pickle beside the manifest) raises ``CheckpointError`` with
+nothing executed.
 
 ``save`` to a path is atomic: it writes a temporary file in the same
 folder, fsyncs it and renames it over the target, so a crash mid-save leaves
