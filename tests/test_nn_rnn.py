@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import jitgrad as jg
-import jitgrad.random as jg_random
 from jitgrad import nn
 from jitgrad.autograd import gradcheck
 
@@ -20,21 +19,14 @@ TOL = {"float32": dict(rtol=1e-4, atol=2e-5), "float64": dict(rtol=1e-10, atol=1
 
 
 @pytest.fixture(autouse=True)
-def restore_state():
-    """Put back what a test may change: mode, grad mode, default dtype, RNG states."""
-    mode, grad, dtype = jg.get_mode(), jg.is_grad_enabled(), jg.get_default_dtype()
-    rng = jg_random._rng
-    rng_state = rng.bit_generator.state
+def restore_torch_rng():
+    """Building torch modules draws from torch's generator: put its state back (conftest's
+    ``isolated`` restores jitgrad's mode, grad mode, default dtype and generator)."""
     torch = sys.modules.get("torch")
-    torch_state = torch.get_rng_state() if torch else None
+    state = torch.get_rng_state() if torch else None
     yield
-    jg.set_mode(mode)
-    jg.set_grad_enabled(grad)
-    jg.set_default_dtype(dtype)
-    jg_random._rng = rng
-    rng.bit_generator.state = rng_state
-    if torch_state is not None:
-        torch.set_rng_state(torch_state)
+    if state is not None:
+        torch.set_rng_state(state)
 
 
 def torch_or_skip():
