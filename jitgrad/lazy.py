@@ -1025,6 +1025,14 @@ class Program:
     def value(self, arena, k, p):
         """Node ``k``'s value: an arena view (or, for view ops, a view of its input)."""
         if p.op.view:
+            # a view of a view of ...: the values under it first, from the bottom up (asking
+            # each for its input would nest one call per view)
+            chain, q = [], p.inputs[0]._lazy
+            while q is not None and q._v is None and q.seg is p.seg and q.op.view:
+                chain.append(q)
+                q = q.inputs[0]._lazy
+            for q in reversed(chain):
+                q.value  # noqa: B018  (computes and keeps it)
             value = p.op.forward(p.inputs[0]._data, **p.attrs)
             return value[p.index] if isinstance(value, tuple) else value
         off, n = self.node_slots[k]

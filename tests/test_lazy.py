@@ -908,3 +908,13 @@ def test_implicit_gradient_of_a_non_scalar_raises_after_a_cached_step(lazy_mode)
     with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar"):
         (x * y).backward()
     assert x.grad is None
+
+
+def test_a_long_chain_of_views_is_realized_without_deep_recursion(lazy_mode):
+    x = jg.tensor(np.arange(32.0).reshape(4, 8), requires_grad=True)
+    h = x
+    for _ in range(2000):
+        h = h.reshape(8, 4).reshape(4, 8)
+    np.testing.assert_array_equal(h.detach().numpy(), np.arange(32.0).reshape(4, 8))
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((4, 8)))
