@@ -22,6 +22,7 @@ from .tensor import (Size, Tensor, arange, as_tensor, device, empty, empty_like,
 from . import nn, optim  # noqa: E402  (nn and optim build on the names above)
 from .serialization import load, save
 from . import backends, cuda, utils  # noqa: E402
+from . import viz  # noqa: E402  (jg.viz.draw: pictures of the backward graph)
 from .cuda import get_default_device, set_default_device  # noqa: E402
 
 float = float32
