@@ -156,3 +156,23 @@ def test_the_plans_change_every_kind_of_attribute():
               if any(isinstance(k, slice) for k in v.kwargs.get("key", ()))]
     steps = {k.step for v in slices for k in v.kwargs["key"] if isinstance(k, slice)}
     assert {None, 2, 3} <= steps
+
+
+def test_a_computed_input_is_not_taken_for_a_leaf_by_a_cached_step():
+    """A cached training step hands its gradients to its inputs as leaves: an input of the
+    same shape that has a grad_fn (computed by an earlier segment) must send its gradient
+    on into its own graph, so it takes another trie path than a leaf."""
+    jg.set_mode("lazy")
+
+    def step(x):
+        (x * 2.0).sum().backward()
+
+    for _ in range(3):  # filed, then replayed
+        x = jg.tensor(np.ones(4, np.float32), requires_grad=True)
+        step(x)
+        np.testing.assert_array_equal(x.grad.numpy(), np.full(4, 2.0))
+    leaf = jg.tensor(np.ones(4, np.float32), requires_grad=True)
+    h = leaf * 3.0
+    jg.realize(h)
+    step(h)
+    np.testing.assert_array_equal(leaf.grad.numpy(), np.full(4, 6.0))
