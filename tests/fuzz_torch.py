@@ -59,8 +59,6 @@ KNOWN_BROKEN = {
     "matmul_mixed_dtype": (("lazy", "eager"), "issue 15: matmul of float32 with float64: message "
                            "differs (torch: 'addmv input tensors...', 'expected scalar type...', "
                            "operands in the other order)"),
-    "slice_step_in_cache_key": (("lazy",), "issue 15: the same program with another slice step "
-                                "(x[2::1] then x[2::3]) gets the first one's shape"),
     "full_slice": (("lazy", "eager"), "issue 15: x[0::1] / x[:, 0::1] (a slice covering the "
                    "whole dim): torch records AliasBackward0, jitgrad SliceBackward0"),
     "inplace_on_expanded": (("lazy", "eager"), "issue 15: writes into an expanded tensor: "
@@ -90,7 +88,7 @@ KNOWN_BROKEN = {
 }
 
 # flags that change what is compared or which knob may flip, not which ops are made
-COMPARE_FLAGS = {"layout_grad_fn", "view_grad_fn_after_inplace", "slice_step_in_cache_key"}
+COMPARE_FLAGS = {"layout_grad_fn", "view_grad_fn_after_inplace"}
 
 # grad_fn names that differ by design (README, "Known differences from PyTorch"):
 # matmul of a vector with a matrix, or with only one operand batched
@@ -229,8 +227,6 @@ class Generator:
     def knob(self, a, b, what):
         """``a``, or ``b`` in the build that flips this knob (no random draws here, so
         both builds draw alike up to it)."""
-        if what == "slice step" and "slice_step_in_cache_key" in self.skip:
-            return a
         k = len(self.p.knobs)
         show = (lambda m: f"mask with {int(m.sum())} True") if isinstance(a, np.ndarray) else repr
         self.p.knobs.append(f"{what}: {show(a)} -> {show(b)}")
