@@ -17,12 +17,13 @@ import weakref
 
 import numpy as np
 
-from . import _launch as L
 from . import dtypes as dt
 from .autograd.grad_mode import is_grad_enabled, no_grad
 from .autograd.graph import node_class
 from .kernels.cpu import elementwise as ew
 from .kernels.cpu import reduce as rd
+from .core.shapes import as_view_key as _as_view_key, fake_array, flat_positions as _flat_positions
+from .runtime.backends import cpu as L
 from .tensor import Tensor, _dim
 
 REGISTRY = {}
@@ -74,19 +75,6 @@ def defop(name, forward, vjp=None, save=(), view=False, meta=None, multi=False, 
     """Declare a primitive and add it to ``REGISTRY``."""
     op = REGISTRY[name] = Op(name, forward, vjp, save, view, meta, multi, nodes)
     return op
-
-
-def fake_array(shape, dtype, strides=None):
-    """An array with the given (default C) strides over no real memory: numpy computes
-    view geometry on it without touching data."""
-    dtype = np.dtype(dtype)
-    if strides is None:
-        strides, acc = [], dtype.itemsize
-        for n in reversed(shape):
-            strides.append(acc)
-            acc *= n
-        strides = tuple(reversed(strides))
-    return np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape=shape, strides=strides)
 
 
 def _view_meta(forward):
@@ -444,7 +432,7 @@ def _binary_lane(op, name, general):
     """``general(a, b)`` with lazy mode's lane in front (see ``lazy.binary_lane``); the
     operators use it too (``jitgrad._methods``): it is the hot path of every elementwise
     expression."""
-    return _lazy.binary_lane(op, name, general, _wrap)
+    return _recorder.binary_lane(op, name, general, _wrap)
 
 
 def _add(input, other):
@@ -1711,16 +1699,6 @@ def unbind(input, dim=0):
 
 # --- indexing -------------------------------------------------------------------
 
-def _as_view_key(key):
-    """``key`` with a trailing ``...`` so integer indexing yields a 0-d array, not a scalar."""
-    return key if builtins.any(k is Ellipsis for k in key) else key + (Ellipsis,)
-
-
-def _flat_positions(shape, key):
-    """Flat element positions that ``key`` selects from a C-ordered ``shape``."""
-    return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)[_as_view_key(key)]
-
-
 _INDEX_ADD = defop("index_add", lambda g, shape, idx, key=None: L.scatter_add(g, idx, shape),
                    lambda c, g: (take(g, c.attrs["idx"]),),
                    meta=lambda metas, shape, idx, key=None: [(tuple(shape), metas[0][1])])
@@ -2048,13 +2026,14 @@ def setitem(self, key, value):
 # tensors.py's helpers reach these names through the module namespace
 from .tensor import arange, zeros  # noqa: E402
 from . import lazy as _lazy  # noqa: E402  (lazy mode records through apply)
+from .lazy import recorder as _recorder  # noqa: E402  (its lanes are made below)
 
 _add_lane = _binary_lane(_ADD, "AddBackward0", _add)  # (they read the recorder when made)
 _sub_lane = _binary_lane(_SUB, "SubBackward0", _sub)
 _mul_lane = _binary_lane(_MUL, "MulBackward0", _mul)
 _div_lane = _binary_lane(_DIV, "DivBackward0", _div)
 for _name, _op, _grad_fn_name in _UNARY:  # (nothing has taken these functions yet)
-    globals()[_name] = _lazy.unary_lane(_op, _grad_fn_name, globals()[_name])
+    globals()[_name] = _recorder.unary_lane(_op, _grad_fn_name, globals()[_name])
 del _name, _op, _grad_fn_name
 
 __all__ = [n for n in dir() if not n.startswith("_") and n not in (

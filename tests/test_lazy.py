@@ -10,11 +10,13 @@ import pytest
 
 import jitgrad as jg
 from jitgrad import lazy
+from jitgrad.lazy import recorder, trie
+from jitgrad.runtime import arenas as runtime_arenas, program as runtime_program
 
 
 def _train_entries():
     """Every cached training step the trie holds now."""
-    entries, stack = [], [lazy._ROOT]
+    entries, stack = [], [trie._ROOT]
     while stack:
         node = stack.pop()
         entries += list((node.train or {}).values())
@@ -196,7 +198,7 @@ def test_pending_work_sees_values_from_before_an_inplace_write(lazy_mode):
 
 
 def test_long_chain_realizes_by_itself(lazy_mode, monkeypatch):
-    monkeypatch.setattr(lazy, "MAX_OPS", 50)
+    monkeypatch.setattr(recorder, "MAX_OPS", 50)
     x = jg.tensor([0.5])
     for _ in range(120):
         x = x * 1.01
@@ -494,7 +496,7 @@ def test_idle_arenas_kept_for_reuse_stay_bounded(lazy_mode, monkeypatch):
     """Each Program keeps its last arena for its next run, but not past ARENA_BYTES in
     all: a structure that changes every step (a sequence's length) would keep one arena
     per structure. A Program whose arena went makes a new one; values stay right."""
-    monkeypatch.setattr(lazy, "ARENA_BYTES", 64 << 10)
+    monkeypatch.setattr(runtime_arenas, "ARENA_BYTES", 64 << 10)
     x = jg.tensor(np.linspace(-1, 1, 2048, dtype=np.float32))
     for n in range(1, 41):  # 40 structures, each Program's arena 8 KB or more
         h = x
@@ -505,7 +507,7 @@ def test_idle_arenas_kept_for_reuse_stay_bounded(lazy_mode, monkeypatch):
             ref = np.tanh(ref * 0.5)
         np.testing.assert_allclose(h.numpy(), ref, rtol=1e-5, atol=1e-6)
         del h
-    programs, stack = [], [lazy._ROOT]
+    programs, stack = [], [trie._ROOT]
     while stack:
         node = stack.pop()
         stack += node.children.values()
@@ -522,10 +524,10 @@ def test_losses_kept_from_each_step_do_not_keep_its_arena(lazy_mode, monkeypatch
     autograd engine); a kept loss's step gives its arena back, its values still asked
     for copied out."""
     made = []
-    kept = lazy._kept
-    monkeypatch.setattr(lazy, "_kept", lambda program, arena: (made.append(arena.nbytes),
+    kept = runtime_program._kept
+    monkeypatch.setattr(runtime_program, "_kept", lambda program, arena: (made.append(arena.nbytes),
                                                                kept(program, arena)))
-    monkeypatch.setattr(lazy, "_GIVE_BACK", 0)  # (small arenas are made anew, as cheaper)
+    monkeypatch.setattr(runtime_program, "_GIVE_BACK", 0)  # (small arenas are made anew, as cheaper)
     nn = jg.nn
     jg.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
@@ -556,7 +558,7 @@ def test_losses_kept_from_each_step_do_not_keep_its_arena(lazy_mode, monkeypatch
 
 
 def test_trie_of_ever_new_sequences_stays_bounded(lazy_mode, monkeypatch):
-    monkeypatch.setattr(lazy, "MAX_TRIE", 300)
+    monkeypatch.setattr(trie, "MAX_TRIE", 300)
     x = jg.tensor([1.0, 2.0])
     rng = np.random.default_rng(0)
     for _ in range(200):  # random op sequences: few prefixes repeat

@@ -27,7 +27,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCRATCH = pathlib.Path(os.environ.get("JITGRAD_MUTANT_DIR", "/tmp/jitgrad-mutant"))
 TIMEOUT = 900  # seconds per mutant
 
-LAZY = "jitgrad/lazy.py"
+RECORDER = "jitgrad/lazy/recorder.py"
+REALIZATION = "jitgrad/lazy/realization.py"
+STEP_CACHE = "jitgrad/lazy/step_cache.py"
 OPS = "jitgrad/ops.py"
 KEY_TESTS = ["tests/test_cache_reuse.py", "tests/test_lazy.py", "tests/test_lazy_fuzz.py"]
 GRAD_TESTS = ["tests/test_ops.py", "-k", "gradcheck or backward_float32"]
@@ -37,51 +39,51 @@ OPTIM_TESTS = ["tests/test_optim.py", "tests/test_optim_extra.py"]
 # name: (file, original, mutant, tests)
 MUTANTS = {
     # --- what lazy mode's caches are keyed by ---
-    "key-op": (LAZY, "    key = (op, grad, akey, refs)\n", "    key = (grad, akey, refs)\n",
+    "key-op": (RECORDER, "    key = (op, grad, akey, refs)\n", "    key = (grad, akey, refs)\n",
                KEY_TESTS),
-    "key-grad": (LAZY, "    key = (op, grad, akey, refs)\n", "    key = (op, akey, refs)\n",
+    "key-grad": (RECORDER, "    key = (op, grad, akey, refs)\n", "    key = (op, akey, refs)\n",
                  KEY_TESTS),
-    "key-attrs": (LAZY, "    key = (op, grad, akey, refs)\n", "    key = (op, grad, refs)\n",
+    "key-attrs": (RECORDER, "    key = (op, grad, akey, refs)\n", "    key = (op, grad, refs)\n",
                   KEY_TESTS),
-    "key-refs": (LAZY, "    key = (op, grad, akey, refs)\n", "    key = (op, grad, akey)\n",
+    "key-refs": (RECORDER, "    key = (op, grad, akey, refs)\n", "    key = (op, grad, akey)\n",
                  KEY_TESTS),
-    "key-slice-start": (LAZY, 'return ("slice", v.start, v.stop, v.step)',
+    "key-slice-start": (REALIZATION, 'return ("slice", v.start, v.stop, v.step)',
                         'return ("slice", v.stop, v.step)', KEY_TESTS),
-    "key-slice-stop": (LAZY, 'return ("slice", v.start, v.stop, v.step)',
+    "key-slice-stop": (REALIZATION, 'return ("slice", v.start, v.stop, v.step)',
                        'return ("slice", v.start, v.step)', KEY_TESTS),
-    "key-slice-step": (LAZY, 'return ("slice", v.start, v.stop, v.step)',
+    "key-slice-step": (REALIZATION, 'return ("slice", v.start, v.stop, v.step)',
                        'return ("slice", v.start, v.stop)', KEY_TESTS),
-    "key-mask-count": (LAZY, 'return ("mask", v.shape, int(np.count_nonzero(v)))',
+    "key-mask-count": (REALIZATION, 'return ("mask", v.shape, int(np.count_nonzero(v)))',
                        'return ("mask", v.shape)', KEY_TESTS),
-    "key-array-shape": (LAZY, 'return ("array", v.shape, v.dtype.str)',
+    "key-array-shape": (REALIZATION, 'return ("array", v.shape, v.dtype.str)',
                         'return ("array", v.dtype.str)', KEY_TESTS),
-    "key-input-shape": (LAZY, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
+    "key-input-shape": (RECORDER, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
                               "t._grad_fn is None)",
                         "key = t._bk = (t._npdtype, t._requires_grad, t._grad_fn is None)",
                         KEY_TESTS),
-    "key-input-dtype": (LAZY, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
+    "key-input-dtype": (RECORDER, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
                               "t._grad_fn is None)",
                         "key = t._bk = (t._shape, t._requires_grad, t._grad_fn is None)",
                         KEY_TESTS),
-    "key-input-requires-grad": (LAZY, "key = t._bk = (t._shape, t._npdtype, "
+    "key-input-requires-grad": (RECORDER, "key = t._bk = (t._shape, t._npdtype, "
                                       "t._requires_grad, t._grad_fn is None)",
                                 "key = t._bk = (t._shape, t._npdtype, t._grad_fn is None)",
                                 KEY_TESTS),
-    "key-input-grad-fn": (LAZY, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
+    "key-input-grad-fn": (RECORDER, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
                                 "t._grad_fn is None)",
                           "key = t._bk = (t._shape, t._npdtype, t._requires_grad)",
                           KEY_TESTS),
-    "key-program-outputs": (LAZY, "    okey = (private_from, tuple(p.pos for p in outputs))\n",
+    "key-program-outputs": (REALIZATION, "    okey = (private_from, tuple(p.pos for p in outputs))\n",
                             "    okey = private_from\n", KEY_TESTS),
-    "key-step-seed-dtype": (LAZY, "    key = (p.pos, seed._value.dtype.num)\n",
+    "key-step-seed-dtype": (STEP_CACHE, "    key = (p.pos, seed._value.dtype.num)\n",
                             "    key = (p.pos, 0)\n", KEY_TESTS),
-    "key-step-implicit-scalar": (LAZY, "    if p.shape and _numel(p.shape) != 1:",
+    "key-step-implicit-scalar": (STEP_CACHE, "    if p.shape and _numel(p.shape) != 1:",
                                  "    if False:", KEY_TESTS),
-    "hot-path-op": (LAZY, "    if last is not None and last[0] is op and last[2] is akey and "
+    "hot-path-op": (RECORDER, "    if last is not None and last[0] is op and last[2] is akey and "
                           "last[1] is grad:",
                     "    if last is not None and last[2] is akey and last[1] is grad:",
                     KEY_TESTS),
-    "hot-path-grad": (LAZY, "    if last is not None and last[0] is op and last[2] is akey "
+    "hot-path-grad": (RECORDER, "    if last is not None and last[0] is op and last[2] is akey "
                             "and last[1] is grad:",
                       "    if last is not None and last[0] is op and last[2] is akey:",
                       KEY_TESTS),

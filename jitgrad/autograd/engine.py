@@ -12,6 +12,7 @@ from .anomaly_mode import check_grads, is_anomaly_enabled
 from .graph import AccumulateGrad
 from .. import lazy as _lazy
 from ..lazy import is_lazy, train_step
+from ..lazy import step_cache as _step_cache
 from ..tensor import Tensor
 
 
@@ -55,7 +56,7 @@ def _ones(shape, dtype):
     return ones
 
 
-_lazy._ones = _ones
+_step_cache._ones = _ones
 
 
 def _make_grads(outputs, grad_outputs):
@@ -261,4 +262,4 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return result
 
 
-_lazy._accumulate_leaf = _accumulate_leaf  # cached training steps hand gradients out through it
+_step_cache._accumulate_leaf = _accumulate_leaf  # cached training steps hand gradients out through it

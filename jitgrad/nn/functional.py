@@ -19,7 +19,8 @@ import warnings
 import numpy as np
 
 from .. import dtypes as dt
-from .. import _launch, ops
+from .. import ops
+from ..runtime.backends import cpu as _launch
 from .. import lazy as _lazy
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..kernels.cpu import conv as _conv

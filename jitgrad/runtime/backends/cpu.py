@@ -8,9 +8,9 @@ allocates outputs. It is the only place that knows the kernels' layouts.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .kernels.cpu import elementwise as ew
-from .kernels.cpu import index as ix
-from .kernels.cpu import linalg, nn, reduce as rd
+from ...kernels.cpu import elementwise as ew
+from ...kernels.cpu import index as ix
+from ...kernels.cpu import linalg, nn, reduce as rd
 
 _ND = 4  # rank of the strided twins' views
 

@@ -1,0 +1,1 @@
+"""Backends: per device, the eager launchers (one kernel per op, over numpy arrays)."""
