@@ -5,6 +5,8 @@ import numpy as np
 
 from . import dtypes as dt
 from . import ops
+from .kernels.cpu import elementwise as ew
+from .runtime.backends import cpu
 from .tensor import Tensor, _check_device, device as _device
 
 
@@ -98,8 +100,8 @@ def _rsub(self, other):
                      dtype=dt.result_type(self, other).np)
 
 
-_RSUB = ops.defop("rsub", lambda x, scalar, dtype: ops.L.binary(
-    ops.ew.SUB, np.array(scalar, dtype), ops._as(x, dtype), dtype), lambda c, g: (-g,),
+_RSUB = ops.defop("rsub", lambda x, scalar, dtype: cpu.binary(
+    ew.SUB, np.array(scalar, dtype), ops._as(x, dtype), dtype), lambda c, g: (-g,),
     meta=ops._cast_meta)
 Tensor.__rsub__ = _rsub
 

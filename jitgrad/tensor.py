@@ -1,6 +1,6 @@
 """The ``Tensor``: a numpy array plus PyTorch's autograd state.
 
-Ops live in ``ops.py``; this module holds the state every tensor carries
+Ops live in ``ops/``; this module holds the state every tensor carries
 (data, version counter, ``requires_grad``, ``grad``, ``grad_fn``), the
 methods that read or change that state, and creation functions.
 """

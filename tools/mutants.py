@@ -30,7 +30,7 @@ TIMEOUT = 900  # seconds per mutant
 RECORDER = "jitgrad/lazy/recorder.py"
 REALIZATION = "jitgrad/lazy/realization.py"
 STEP_CACHE = "jitgrad/lazy/step_cache.py"
-OPS = "jitgrad/ops.py"
+ELEMENTWISE = "jitgrad/ops/elementwise.py"
 KEY_TESTS = ["tests/test_cache_reuse.py", "tests/test_lazy.py", "tests/test_lazy_fuzz.py"]
 GRAD_TESTS = ["tests/test_ops.py", "-k", "gradcheck or backward_float32"]
 VERSION_TESTS = ["tests/test_autograd.py", "tests/test_lazy_fuzz.py"]
@@ -88,13 +88,13 @@ MUTANTS = {
                       "    if last is not None and last[0] is op and last[2] is akey:",
                       KEY_TESTS),
     # --- VJP rules ---
-    "vjp-exp": (OPS, 'lambda c, g: (g * c.saved("out"),), ("out",))',
+    "vjp-exp": (ELEMENTWISE, 'lambda c, g: (g * c.saved("out"),), ("out",))',
                 'lambda c, g: (g * c.saved("out") * 1.001,), ("out",))', GRAD_TESTS),
-    "vjp-cos": (OPS, "lambda c, g: (g * -sin(c.saved(0)),), (0,))",
+    "vjp-cos": (ELEMENTWISE, "lambda c, g: (g * -sin(c.saved(0)),), (0,))",
                 "lambda c, g: (g * sin(c.saved(0)),), (0,))", GRAD_TESTS),
-    "vjp-sqrt": (OPS, 'lambda c, g: (g / (2 * c.saved("out")),)',
+    "vjp-sqrt": (ELEMENTWISE, 'lambda c, g: (g / (2 * c.saved("out")),)',
                  'lambda c, g: (g / (3 * c.saved("out")),)', GRAD_TESTS),
-    "vjp-reciprocal": (OPS, 'lambda c, g: (-g * c.saved("out") ** 2,), ("out",))',
+    "vjp-reciprocal": (ELEMENTWISE, 'lambda c, g: (-g * c.saved("out") ** 2,), ("out",))',
                        'lambda c, g: (g * c.saved("out") ** 2,), ("out",))', GRAD_TESTS),
     # --- version counters of saved tensors ---
     "version-check": ("jitgrad/autograd/graph.py", "        if self.counter[0] != self.version:",

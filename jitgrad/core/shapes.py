@@ -47,3 +47,36 @@ def as_view_key(key):
 def flat_positions(shape, key):
     """Flat element positions that ``key`` selects from a C-ordered ``shape``."""
     return np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)[as_view_key(key)]
+
+
+def broadcast_shape(*shapes):
+    """The shape ``shapes`` broadcast to, or PyTorch's error for the first mismatch."""
+    if len(shapes) == 2:  # the common cases first: equal shapes, or a scalar operand
+        a, b = shapes
+        if a == b or not b:
+            return tuple(a)
+        if not a:
+            return tuple(b)
+    else:
+        first = shapes[0]
+        if builtins.all(s == first for s in shapes):
+            return tuple(first)
+    ndim = builtins.max(len(s) for s in shapes)
+    out = []
+    for i in range(-1, -ndim - 1, -1):  # from the right, as PyTorch reports mismatches
+        size = 1
+        for k, s in enumerate(shapes):
+            n = s[i] if -i <= len(s) else 1
+            if n != 1:
+                if size != 1 and n != size:
+                    raise RuntimeError(
+                        f"The size of tensor a ({size}) must match the size of tensor b ({n}) "
+                        f"at non-singleton dimension {i + ndim}")
+                size = n
+        out.append(size)
+    return tuple(reversed(out))
+
+
+def keep_shape(shape, dims):
+    """``shape`` with the axes ``dims`` kept as size 1 (a reduction's ``keepdim`` shape)."""
+    return tuple(1 if i in dims else n for i, n in enumerate(shape))

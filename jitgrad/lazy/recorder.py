@@ -490,8 +490,9 @@ def alias(t):
     return record(ALIAS, [t], {}, None)
 
 
-from ..ops import _link_views, defop as _defop, finish as _finish  # noqa: E402  (ops
-#                                         records through this module: it imports it first)
+# (ops records through this module and makes its lanes from it: it imports it first)
+from ..ops.dispatch import _link_views, finish as _finish  # noqa: E402
+from ..ops.registry import defop as _defop  # noqa: E402
 
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
                meta=lambda metas: [metas[0]])

@@ -1,0 +1,161 @@
+"""Indexing: ``getitem`` (basic and advanced keys), select, narrow, index_select, take."""
+import builtins
+import numbers
+import numpy as np
+
+from .. import lazy as _lazy
+from ..core.shapes import as_view_key as _as_view_key
+from ..core.shapes import fake_array
+from ..core.shapes import flat_positions as _flat_positions
+from ..runtime.backends import cpu as L
+from ..tensor import Tensor
+from ..tensor import _dim
+from .args import _wrap
+from .dispatch import apply, finish
+from .registry import defop
+
+_INDEX_ADD = defop("index_add", lambda g, shape, idx, key=None: L.scatter_add(g, idx, shape),
+                   lambda c, g: (take(g, c.attrs["idx"]),),
+                   meta=lambda metas, shape, idx, key=None: [(tuple(shape), metas[0][1])])
+# ``rows``, when given, is ``(labels, classes)`` with ``idx == arange(n) * classes + labels``:
+# how the positions follow from a tensor, so a jitgrad.jit replay can rebuild them
+_TAKE = defop("take", lambda x, idx, rows=None: L.gather(x, idx),
+              lambda c, g: (apply(_INDEX_ADD, [g], "IndexAddBackward0",
+                                  shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),),
+              meta=lambda metas, idx, rows=None: [(idx.shape, metas[0][1])])
+
+
+def take(input, index):
+    """Elements at flat positions ``index`` (a tensor or int64 array), shaped like ``index``."""
+    idx = index._data if isinstance(index, Tensor) else np.asarray(index, np.int64)
+    n = input.numel()
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        bad = idx[(idx < -n) | (idx >= n)].flat[0]
+        raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+    return apply(_TAKE, [input], "TakeBackward0", idx=np.where(idx < 0, idx + n, idx))
+
+
+def _index_vjp(c, g):
+    shape, key = c._inputs_meta[0][0], c.attrs["key"]
+    # ``key`` rides along so a cached lazy program can recompute the positions each step
+    return (apply(_INDEX_ADD, [g], "IndexAddBackward0", shape=shape,
+                  idx=_flat_positions(shape, key), key=key),)
+
+
+_INDEX = defop("index", lambda x, key: x[_as_view_key(key)], _index_vjp, view=True)
+_INDEX_PUT = defop("index_put",
+                   lambda x, v, idx: L.index_put(x, idx, v),
+                   lambda c, g: (apply(_INDEX_PUT, [g, _wrap(0, g.dtype)], "IndexPutBackward0",
+                                       idx=c.attrs["idx"]) if c.needs_input_grad[0] else None,
+                                 take(g, c.attrs["idx"]) if c.needs_input_grad[1] else None),
+                   meta=lambda metas, idx: [metas[0]])
+
+
+def _normalise_key(key, ndim):
+    """Turn tensors in an index into numpy arrays and check it, with PyTorch's errors."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out, advanced, used = [], False, 0
+    for k in key:
+        if isinstance(k, Tensor):
+            if k.dtype.kind == 2:
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            k = k._data
+            advanced = True
+        elif isinstance(k, (list, np.ndarray)):
+            k = np.asarray(k)
+            if k.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+            advanced = True
+        elif isinstance(k, bool):
+            advanced = True
+        elif not (k is None or k is Ellipsis or isinstance(k, (slice, numbers.Integral))):
+            raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or "
+                             "byte Variables are valid indices (got "
+                             f"{type(k).__name__})")
+        if isinstance(k, slice) and k.step is not None and k.step <= 0:
+            raise ValueError("step must be greater than zero")
+        if k is not None and k is not Ellipsis and not isinstance(k, bool):
+            used += k.ndim if isinstance(k, np.ndarray) and k.dtype == np.bool_ else 1
+        out.append(k)
+    if ndim == 0 and builtins.any(isinstance(k, numbers.Integral) for k in out):
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                         "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+    if used > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim}")
+    return tuple(out), advanced
+
+
+def _run_index(fn, *args):
+    """Run numpy indexing, rewording its errors as PyTorch's."""
+    try:
+        return fn(*args)
+    except IndexError as e:
+        msg = str(e).replace("for axis", "for dimension")
+        raise IndexError(msg) from None
+
+
+def _index_name(key, advanced):
+    if advanced:
+        return "IndexBackward0"
+    for k in reversed(key):
+        if isinstance(k, numbers.Integral):
+            return "SelectBackward0"
+        if isinstance(k, slice) and k != slice(None):
+            return "SliceBackward0"
+        if k is None:
+            return "UnsqueezeBackward0"
+    # only full slices and ``...``: a slice records a Slice node, ``...`` an Alias
+    return "SliceBackward0" if builtins.any(isinstance(k, slice) for k in key) else \
+        "AliasBackward0"
+
+
+def getitem(input, key):
+    """``input[key]``: a view for ints, slices, None and ``...``; a copy for tensor indices."""
+    key, advanced = _normalise_key(key, input.ndim)
+    # raises on bad indices before anything is recorded; zero strides: nothing real is read
+    _run_index(lambda: fake_array(input.shape, input._npdtype, (0,) * input.ndim)[key])
+    if (input._value is not None and not input._requires_grad and _lazy._STATE["lazy"]
+            and _lazy._tls.capture is None and builtins.all(type(k) is slice for k in key)):
+        # lazy mode: slices of a computed tensor that needs no gradient (a batch cut
+        # from a dataset) are taken at once, as numpy takes them, so the segment reads
+        # the slice as its input: where it starts is no part of the recorded structure
+        # (a Program, and its arena, for each batch otherwise)
+        out = Tensor._make(_INDEX.forward(input._value, key=key))
+        return finish(_INDEX, [input], [out], _index_name(key, advanced), {"key": key})
+    return apply(_INDEX, [input], _index_name(key, advanced), key=key)
+
+
+def select(input, dim, index):
+    """The slice at ``index`` along ``dim`` (drops that dim)."""
+    d = _dim(dim, input.ndim)
+    n = input.shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(input.shape)} at dimension {d}")
+    return apply(_INDEX, [input], "SelectBackward0", key=(slice(None),) * d + (index,))
+
+
+def narrow(input, dim, start, length):
+    """The ``length`` elements from ``start`` along ``dim``, as a view."""
+    d = _dim(dim, input.ndim)
+    if start < 0:
+        start += input.shape[d]
+    if start + length > input.shape[d]:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                           f"({input.shape[d]}).")
+    return apply(_INDEX, [input], "SliceBackward0",
+                 key=(slice(None),) * d + (slice(start, start + length),))
+
+
+def index_select(input, dim, index):
+    """Entries along ``dim`` at positions ``index`` (a 1-D int tensor)."""
+    d = _dim(dim, input.ndim)
+    if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.kind != 1:
+        raise IndexError("index_select(): Expected a 1-D int64 or int32 index tensor")
+    key, _ = _normalise_key((slice(None),) * d + (index,), input.ndim)
+    n = input.shape[d] if input.ndim else 1
+    idx = index._data
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError("index out of range in self")
+    return apply(_INDEX, [input], "IndexSelectBackward0", key=key)
