@@ -6,6 +6,7 @@ import numpy as np
 from . import dtypes as dt
 from . import ops
 from .kernels.cpu import elementwise as ew
+from .kernels.cpu import interpreter as interp
 from .runtime.backends import cpu
 from .tensor import Tensor, _check_device, device as _device
 
@@ -100,9 +101,17 @@ def _rsub(self, other):
                      dtype=dt.result_type(self, other).np)
 
 
+def _lower_rsub(lw, p):
+    (x,) = p.inputs
+    out = lw.new_out(p)
+    s = lw.constant(p.attrs["scalar"])
+    lw.elementwise(interp.BINARY, ew.SUB, out, p.shape, [(s, (), None), (*lw.operand(x), None)])
+    return out
+
+
 _RSUB = ops.defop("rsub", lambda x, scalar, dtype: cpu.binary(
     ew.SUB, np.array(scalar, dtype), ops._as(x, dtype), dtype), lambda c, g: (-g,),
-    meta=ops._cast_meta)
+    meta=ops._cast_meta, lower=_lower_rsub)
 Tensor.__rsub__ = _rsub
 
 

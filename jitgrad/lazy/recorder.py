@@ -9,7 +9,6 @@ from ..autograd.grad_mode import _state as _grad_state
 from ..core.shapes import advanced_key as _advanced_key, fake_array
 from ..core.state import _STATE
 from ..dtypes import _FROM_NP as _DTYPES
-from ..runtime.rules import LOWER
 from .realization import _attrs_key, _realize_segment
 from .segment import Pending, _tls
 from .trie import _Step, _trie_size
@@ -409,7 +408,7 @@ def _new_step(op, inputs, operands, attrs, name, parent):
     """Check ``op`` on its inputs' metadata (errors raise here, at the call site) and
     decide how it is recorded; None when its float dtype differs from the segment's."""
     step = _Step(parent.fdtype, parent.deferred)
-    if op.name not in LOWER:
+    if op.lower is None:
         step.mode = -1
         return step
     if op.view and not (op.name == "index" and _advanced_key(attrs["key"])):
@@ -494,5 +493,9 @@ def alias(t):
 from ..ops.dispatch import _link_views, finish as _finish  # noqa: E402
 from ..ops.registry import defop as _defop  # noqa: E402
 
+def _lower_alias(lw, p):
+    return lw.operand(p.inputs[0])[0]
+
+
 ALIAS = _defop("alias", lambda x: x[...], lambda c, g: (g,), view=True,
-               meta=lambda metas: [metas[0]])
+               meta=lambda metas: [metas[0]], lower=_lower_alias)

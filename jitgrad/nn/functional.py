@@ -25,6 +25,7 @@ from .. import lazy as _lazy
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..kernels.cpu import conv as _conv
 from ..kernels.cpu import elementwise as ew
+from ..kernels.cpu import interpreter as interp
 from ..kernels.cpu import index as _index
 from ..kernels.cpu import reduce as rd
 from ..kernels.cpu import special as _special
@@ -71,11 +72,34 @@ def _col2im_meta(metas, shape, **geometry):
     return [(tuple(shape), metas[0][1])]
 
 
+def _window_row(lw, opcode, out, a, b, image, out_hw, kernel, stride, padding, dilation):
+    lw.row(opcode, 0, out, a, b, dims=image, sa=(*out_hw, *kernel),
+           sb=(*stride, *padding), sc=(*dilation, 0, 0))
+
+
+def _lower_im2col(lw, p):
+    (x,) = p.inputs
+    off, shape = lw.operand(x)
+    out = lw.new_out(p)
+    _window_row(lw, interp.IM2COL, out, off, 0, shape, **p.attrs)
+    return out
+
+
+def _lower_col2im(lw, p):
+    (g,) = p.inputs
+    off, _ = lw.operand(g)
+    out = lw.new_out(p)
+    attrs = dict(p.attrs)
+    _window_row(lw, interp.COL2IM, out, off, 0, attrs.pop("shape"), **attrs)
+    return out
+
+
 _IM2COL = ops.defop("im2col", _im2col_forward, lambda c, g: (ops.apply(
     _COL2IM, [g], "Col2ImBackward0", shape=tuple(c._inputs_meta[0][0]), **c.attrs),),
-    meta=_im2col_meta)
+    meta=_im2col_meta, lower=_lower_im2col)
 _COL2IM = ops.defop("col2im", _col2im_forward, lambda c, g: (ops.apply(
-    _IM2COL, [g], "Im2ColBackward0", **_geometry(c.attrs)),), meta=_col2im_meta)
+    _IM2COL, [g], "Im2ColBackward0", **_geometry(c.attrs)),), meta=_col2im_meta,
+                    lower=_lower_col2im)
 
 
 def _pool_forward(fn, operands):
@@ -121,22 +145,33 @@ def _no_grad_for_image(c):
     return Tensor._make(np.zeros(shape, dtype))
 
 
+def _lower_pool(opcode):
+    def lower(lw, p):
+        v, x = p.inputs if len(p.inputs) == 2 else p.inputs * 2  # max_pool2d: v is x
+        (vo, _), (xo, image) = lw.operand(v), lw.operand(x)
+        out = lw.new_out(p)
+        _window_row(lw, opcode, out, vo, xo, image if len(image) == 4 else (1, *image),
+                    **p.attrs)
+        return out
+    return lower
+
+
 _MAX_POOL = ops.defop(
     "max_pool2d", _pool_forward(_conv.pool_gather, lambda x: (x, x)),
     lambda c, g: (ops.apply(_POOL_SCATTER, [g, c.saved(0)],
                             "MaxPool2DWithIndicesBackwardBackward0", **c.attrs),),
-    (0,), meta=_pool_meta(_pooled))
+    (0,), meta=_pool_meta(_pooled), lower=_lower_pool(interp.POOL_GATHER))
 _POOL_SCATTER = ops.defop(
     "max_pool2d_scatter", _pool_forward(_conv.pool_scatter, lambda g, x: (g, x)),
     lambda c, g: (ops.apply(_POOL_GATHER, [g, c.saved(1)], "MaxPool2DWithIndicesBackward0",
                             **c.attrs), _no_grad_for_image(c)),
-    (1,), meta=_pool_meta(_image))
+    (1,), meta=_pool_meta(_image), lower=_lower_pool(interp.POOL_SCATTER))
 _POOL_GATHER = ops.defop(
     "max_pool2d_gather", _pool_forward(_conv.pool_gather, lambda v, x: (v, x)),
     lambda c, g: (ops.apply(_POOL_SCATTER, [g, c.saved(1)],
                             "MaxPool2DWithIndicesBackwardBackward0", **c.attrs),
                   _no_grad_for_image(c)),
-    (1,), meta=_pool_meta(_pooled))
+    (1,), meta=_pool_meta(_pooled), lower=_lower_pool(interp.POOL_GATHER))
 
 
 def _erf_forward(x):
@@ -556,7 +591,27 @@ def _mse_meta(metas, reduction):
 
 
 _STATE, _F32, _F64 = _lazy._STATE, np.dtype(np.float32), np.dtype(np.float64)
-_MSE = ops.defop("mse_loss", _mse_forward, _mse_vjp, (0, 1), meta=_mse_meta)
+def _lower_mse(lw, p):
+    """(input - target)^2, summed or averaged unless the reduction is "none"."""
+    x, t = p.inputs
+    (xo, shape), (to, _) = lw.operand(x), lw.operand(t)
+    reduction = p.attrs["reduction"]
+    n = int(np.prod(shape, dtype=np.int64))
+    sq = lw.new_out(p) if reduction == "none" or not shape else lw.alloc(n)
+    lw.elementwise(interp.BINARY, ew.SUB, sq, shape, [(xo, shape, None), (to, shape, None)])
+    lw.elementwise(interp.BINARY, ew.MUL, sq, shape, [(sq, shape, None), (sq, shape, None)])
+    if reduction == "none" or not shape:
+        return sq
+    if reduction == "sum":
+        return lw.reduce(rd.SUM, sq, shape, tuple(range(len(shape))), p)
+    total = lw.reduce(rd.SUM, sq, shape, tuple(range(len(shape))))
+    out = lw.new_out(p)
+    lw.elementwise(interp.BINARY, ew.DIV, out, (), [(total, (), None),
+                                                    (lw.constant(n if n else np.nan), (), None)])
+    return out
+
+
+_MSE = ops.defop("mse_loss", _mse_forward, _mse_vjp, (0, 1), meta=_mse_meta, lower=_lower_mse)
 # per reduction: the attributes and their key, made once (nothing writes an op's attrs)
 _MSE_ATTRS = {r: ({"reduction": r}, (("reduction", r),)) for r in ("mean", "sum", "none")}
 
@@ -632,8 +687,23 @@ def _nll_vjp(c, g):
 # The common NLL loss (no class weights, nothing ignored, mean or sum) as one op over
 # ``(M, C)`` log-probabilities: ``idx`` holds each row's flat class position (``rows`` says
 # how it follows from the labels, so a jitgrad.jit replay can remake it)
+def _lower_nll(lw, p):
+    """-sum(logp.flat[idx]) (over the rows' count for the mean): sum then one division (a
+    negation is exact, so this is the composition's result bit for bit)."""
+    (logp,) = p.inputs
+    off, _ = lw.operand(logp)
+    m = p.attrs["idx"].shape[0]
+    picked = lw.alloc(m)
+    lw.row(interp.GATHER, lw.indices("idx", None, m), picked, off, dims=(m, 1, 1, 1))
+    total = lw.reduce(rd.SUM, picked, (m,), (0,))
+    out = lw.new_out(p)
+    lw.elementwise(interp.BINARY, ew.DIV, out, (), [
+        (total, (), None), (lw.constant(-m if p.attrs["reduction"] == "mean" else -1), (), None)])
+    return out
+
+
 _NLL = ops.defop("nll_loss", _nll_forward, _nll_vjp,
-                 meta=lambda metas, idx, rows, reduction: [((), metas[0][1])])
+                 meta=lambda metas, idx, rows, reduction: [((), metas[0][1])], lower=_lower_nll)
 
 
 def _nll(logp, target, idx, reduction):

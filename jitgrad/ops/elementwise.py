@@ -12,13 +12,16 @@ from ..tensor import Tensor
 from .args import _C_NAMES, _as, _check_operand, _layout, _not_implemented, _promote, _wrap
 from .dispatch import apply
 from .registry import _broadcast_meta, _cast_meta, _compare_meta, _same_meta, defop
+from ..kernels.cpu import interpreter as interp
+from ..runtime.lowering import lower_binary, lower_copy, lower_unary
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _NO_ATTRS = {}  # shared by the lazy lanes: nothing writes to an op's attrs
 
 
 def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
-    op = defop(name, lambda x: L.unary(code, x), vjp, save, meta=_same_meta)
+    op = defop(name, lambda x: L.unary(code, x), vjp, save, meta=_same_meta,
+               lower=lower_unary(code))
 
     def fn(input):
         if not isinstance(input, Tensor):
@@ -83,42 +86,49 @@ def _pow_exponent_grad(x, y, out, g):
     return g * where((x == 0) & (y >= 0), 0.0, out * log(x))
 
 
-_ADD = defop("add", _binary_forward(ew.ADD), lambda c, g: (g, g), meta=_broadcast_meta)
-_SUB = defop("sub", _binary_forward(ew.SUB), lambda c, g: (g, -g), meta=_broadcast_meta)
+_ADD = defop("add", _binary_forward(ew.ADD), lambda c, g: (g, g), meta=_broadcast_meta,
+             lower=lower_binary(ew.ADD))
+_SUB = defop("sub", _binary_forward(ew.SUB), lambda c, g: (g, -g), meta=_broadcast_meta,
+             lower=lower_binary(ew.SUB))
 _MUL = defop("mul", _binary_forward(ew.MUL),
              lambda c, g: (g * c.saved(1) if c.needs_input_grad[0] else None,
                            g * c.saved(0) if c.needs_input_grad[1] else None), (0, 1),
-             meta=_broadcast_meta)
+             meta=_broadcast_meta, lower=lower_binary(ew.MUL))
 _DIV = defop("div", _binary_forward(ew.DIV),
              lambda c, g: (g / c.saved(1),
                            -g * c.saved(0) / (c.saved(1) * c.saved(1))
-                           if c.needs_input_grad[1] else None), (0, 1), meta=_broadcast_meta)
+                           if c.needs_input_grad[1] else None), (0, 1), meta=_broadcast_meta,
+             lower=lower_binary(ew.DIV))
 _POW = defop("pow", _binary_forward(ew.POW),
              lambda c, g: (where(c.saved(1) == 0, 0.0, g * c.saved(1)
                                  * pow(c.saved(0), c.saved(1) - 1))
                            if c.needs_input_grad[0] else None,
                            _pow_exponent_grad(c.saved(0), c.saved(1), c.saved("out"), g)
                            if c.needs_input_grad[1] else None), (0, 1, "out"),
-             meta=_broadcast_meta)
+             meta=_broadcast_meta, lower=lower_binary(ew.POW))
 _MAXIMUM = defop("maximum", _binary_forward(ew.MAXIMUM),
-                 lambda c, g: _maximum_vjp(c, g, lt), (0, 1), meta=_broadcast_meta)
+                 lambda c, g: _maximum_vjp(c, g, lt), (0, 1), meta=_broadcast_meta,
+                 lower=lower_binary(ew.MAXIMUM))
 _MINIMUM = defop("minimum", _binary_forward(ew.MINIMUM),
-                 lambda c, g: _maximum_vjp(c, g, gt), (0, 1), meta=_broadcast_meta)
+                 lambda c, g: _maximum_vjp(c, g, gt), (0, 1), meta=_broadcast_meta,
+                 lower=lower_binary(ew.MINIMUM))
 _FLOORDIV = defop("floor_divide", _binary_forward(ew.FLOORDIV))
 _DIV_FLOOR = defop("div_floor", _binary_forward(ew.FLOORDIV),
-                   lambda c, g: (g * 0, g * 0), meta=_broadcast_meta)
+                   lambda c, g: (g * 0, g * 0), meta=_broadcast_meta,
+                   lower=lower_binary(ew.FLOORDIV))
 _REMAINDER = defop("remainder", _binary_forward(ew.REMAINDER),
                    lambda c, g: (g, -g * floor_divide(c.saved(0), c.saved(1))), (0, 1),
-                   meta=_broadcast_meta)
+                   meta=_broadcast_meta, lower=lower_binary(ew.REMAINDER))
 _FMOD = defop("fmod", _binary_forward(ew.FMOD),
               lambda c, g: (g, -g * ((c.saved(0) - c.saved("out")) / c.saved(1))), (0, 1, "out"),
-              meta=_broadcast_meta)
+              meta=_broadcast_meta, lower=lower_binary(ew.FMOD))
 
 
 def _fused_backward(name, code, node_name, vjp, save, doc):
     """A one-pass activation backward ``name(grad, out)`` from the activation's output (as
     PyTorch's ``threshold_backward``, ``tanh_backward``, ``sigmoid_backward``)."""
-    op = defop(name, _binary_forward(code), vjp, save, meta=_broadcast_meta)
+    op = defop(name, _binary_forward(code), vjp, save, meta=_broadcast_meta,
+               lower=lower_binary(code))
 
     def fn(grad, out):
         a, b, d = _promote(grad, out, name)
@@ -239,15 +249,31 @@ def fmod(input, other):
     return apply(_FMOD, [a, b], name, dtype=d.np)
 
 
+def _lower_pow_scalar(lw, p):
+    (x,) = p.inputs
+    out = lw.new_out(p)
+    lw.elementwise(interp.POW_SCALAR, lw.scalar(p.attrs["exponent"]), out, p.shape,
+                   [(*lw.operand(x), None)])
+    return out
+
+
 _POW_SCALAR = defop(
     "pow_scalar", lambda x, exponent: L.pow_scalar(x, exponent),
     lambda c, g: (g * 0 if c.attrs["exponent"] == 0 else
                   g * c.attrs["exponent"] * pow(c.saved(0), c.attrs["exponent"] - 1),), (0,),
-    meta=_same_meta)
+    meta=_same_meta, lower=_lower_pow_scalar)
+def _lower_rpow(lw, p):
+    (x,) = p.inputs
+    out = lw.new_out(p)
+    base = lw.constant(p.attrs["base"])
+    lw.elementwise(interp.BINARY, ew.POW, out, p.shape, [(base, (), None), (*lw.operand(x), None)])
+    return out
+
+
 _RPOW = defop("rpow", lambda x, base, dtype: L.binary(ew.POW, np.array(base, dtype),
                                                        _as(x, dtype), dtype),
               lambda c, g: (_rpow_grad(c, g),), (0, "out"),
-              meta=_cast_meta)
+              meta=_cast_meta, lower=_lower_rpow)
 
 
 def _rpow_grad(c, g):
@@ -292,7 +318,7 @@ def minimum(input, other):
 
 def _compare(name, code):
     op = defop(name, lambda a, b, dtype: L.compare(code, _as(a, dtype), _as(b, dtype)),
-               meta=_compare_meta)
+               meta=_compare_meta, lower=lower_binary(code, interp.COMPARE))
 
     def fn(input, other):
         a, b, d = _promote(input, other, name)
@@ -355,11 +381,20 @@ def ones_like_bool(input):
     return Tensor._make(np.ones(input.shape, np.bool_))
 
 
+def _lower_where(lw, p):
+    a, b = p.inputs
+    out = lw.new_out(p)
+    cond = p.attrs["cond"]
+    lw.elementwise(interp.WHERE, 0, out, p.shape, [(*lw.operand(cond), None),
+                                                   (*lw.operand(a), None), (*lw.operand(b), None)])
+    return out
+
+
 _WHERE = defop("where", lambda a, b, cond, dtype: L.where(cond._data, _as(a, dtype), _as(b, dtype)),
                lambda c, g: (where(c.attrs["cond"], g, 0.0) if c.needs_input_grad[0] else None,
                              where(c.attrs["cond"], 0.0, g) if c.needs_input_grad[1] else None),
                meta=lambda metas, cond, dtype: [(_broadcast_shape(
-                   cond.shape, metas[0][0], metas[1][0]), dtype)])
+                   cond.shape, metas[0][0], metas[1][0]), dtype)], lower=_lower_where)
 
 
 def where(condition, input, other):
@@ -403,11 +438,20 @@ def _clamp_tensor_vjp(c, g):
             where((x > hi) & (lo <= hi), g, 0.0) if c.needs_input_grad[2] else None)
 
 
+def _lower_clamp(lw, p):
+    (x,) = p.inputs
+    out = lw.new_out(p)
+    k = lw.scalar(p.attrs["lo"])
+    lw.scalar(p.attrs["hi"])
+    lw.elementwise(interp.CLAMP, k, out, p.shape, [(*lw.operand(x), None)])
+    return out
+
+
 _CLAMP_T = defop("clamp_tensor", _clamp_tensor_forward, _clamp_tensor_vjp, (0, 1, 2),
                  meta=lambda m, dtype: [(_broadcast_shape(m[0][0], m[1][0], m[2][0]), dtype)])
 _CLAMP = defop("clamp", lambda x, lo, hi: L.clamp(x, lo, hi),
                lambda c, g: (where((c.saved(0) >= c.attrs["lo"]) & (c.saved(0) <= c.attrs["hi"]),
-                                   g, 0.0),), (0,), meta=_same_meta)
+                                   g, 0.0),), (0,), meta=_same_meta, lower=_lower_clamp)
 
 
 def clamp(input, min=None, max=None):
@@ -440,12 +484,20 @@ def clamp_max(input, max):
     return clamp(input, max=max)
 
 
+def _lower_overwrite(lw, p):
+    out = lw.new_out(p)
+    lw.elementwise(interp.COPY, 0, out, p.shape, [(*lw.operand(p.inputs[1]), None)])
+    return out
+
+
 OVERWRITE = defop(
     "overwrite", lambda old, src: L.cast(src, old.dtype, old.shape),
     lambda c, g: (g * 0 if c.needs_input_grad[0] else None, g if c.needs_input_grad[1] else None),
-    meta=lambda metas: [metas[0]])
-_CAST = defop("to_copy", lambda x, dtype: L.cast(x, dtype), lambda c, g: (g,), meta=_cast_meta)
-_CLONE = defop("clone", lambda x: L.cast(x, x.dtype), lambda c, g: (g,), meta=_same_meta)
+    meta=lambda metas: [metas[0]], lower=_lower_overwrite)
+_CAST = defop("to_copy", lambda x, dtype: L.cast(x, dtype), lambda c, g: (g,), meta=_cast_meta,
+              lower=lower_copy)
+_CLONE = defop("clone", lambda x: L.cast(x, x.dtype), lambda c, g: (g,), meta=_same_meta,
+               lower=lower_copy)
 
 
 def _to(input, dtype, copy=False):

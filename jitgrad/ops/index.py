@@ -13,16 +13,52 @@ from ..tensor import _dim
 from .args import _wrap
 from .dispatch import apply, finish
 from .registry import defop
+from ..core.shapes import advanced_key as _advanced_key
+from ..kernels.cpu import interpreter as interp
+from ..runtime.lowering import lower_view
+
+def _lower_gather(kind):
+    """out = x.flat[positions]: from an index ``key`` over x's shape, or a raw ``idx``."""
+    def lower(lw, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        out = lw.new_out(p)
+        n = int(np.prod(p.shape, dtype=np.int64))
+        k = lw.indices(kind, shape if kind == "key" else None, n)
+        if n:
+            lw.row(interp.GATHER, k, out, off, dims=(n, 1, 1, 1))
+        return out
+    return lower
+
+
+_lower_gather_index = _lower_gather("key")
+_lower_take = _lower_gather("idx")
+
+
+def _lower_index_add(lw, p):
+    (g,) = p.inputs
+    off, gshape = lw.operand(g)
+    out = lw.new_out(p)
+    n = int(np.prod(gshape, dtype=np.int64))
+    total = int(np.prod(p.shape, dtype=np.int64))
+    if p.attrs.get("key") is not None:   # positions of a forward index, kept as its key
+        k = lw.indices("key", tuple(p.attrs["shape"]), n)
+    else:
+        k = lw.indices("idx", None, n)
+    lw.row(interp.SCATTER_ADD, k, out, off, dims=(n, total, 1, 1))
+    return out
+
 
 _INDEX_ADD = defop("index_add", lambda g, shape, idx, key=None: L.scatter_add(g, idx, shape),
                    lambda c, g: (take(g, c.attrs["idx"]),),
-                   meta=lambda metas, shape, idx, key=None: [(tuple(shape), metas[0][1])])
+                   meta=lambda metas, shape, idx, key=None: [(tuple(shape), metas[0][1])],
+                   lower=_lower_index_add)
 # ``rows``, when given, is ``(labels, classes)`` with ``idx == arange(n) * classes + labels``:
 # how the positions follow from a tensor, so a jitgrad.jit replay can rebuild them
 _TAKE = defop("take", lambda x, idx, rows=None: L.gather(x, idx),
               lambda c, g: (apply(_INDEX_ADD, [g], "IndexAddBackward0",
                                   shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),),
-              meta=lambda metas, idx, rows=None: [(idx.shape, metas[0][1])])
+              meta=lambda metas, idx, rows=None: [(idx.shape, metas[0][1])], lower=_lower_take)
 
 
 def take(input, index):
@@ -42,13 +78,35 @@ def _index_vjp(c, g):
                   idx=_flat_positions(shape, key), key=key),)
 
 
-_INDEX = defop("index", lambda x, key: x[_as_view_key(key)], _index_vjp, view=True)
+def _lower_index(lw, p):
+    if _advanced_key(p.attrs["key"]):
+        return _lower_gather_index(lw, p)
+    return lower_view(lw, p)
+
+
+_INDEX = defop("index", lambda x, key: x[_as_view_key(key)], _index_vjp, view=True,
+               lower=_lower_index)
+def _lower_index_put(lw, p):
+    x, v = p.inputs
+    xo, xshape = lw.operand(x)
+    vo, vshape = lw.operand(v)
+    idx_shape = p.attrs["idx"].shape
+    n = int(np.prod(idx_shape, dtype=np.int64))
+    vals = lw.alloc(n)
+    lw.elementwise(interp.COPY, 0, vals, idx_shape, [(vo, vshape, None)])
+    out = lw.new_out(p)
+    total = int(np.prod(p.shape, dtype=np.int64))
+    k = lw.indices("idx", None, n)
+    lw.row(interp.SCATTER, k, out, vals, xo, dims=(n, total, 1, 1))
+    return out
+
+
 _INDEX_PUT = defop("index_put",
                    lambda x, v, idx: L.index_put(x, idx, v),
                    lambda c, g: (apply(_INDEX_PUT, [g, _wrap(0, g.dtype)], "IndexPutBackward0",
                                        idx=c.attrs["idx"]) if c.needs_input_grad[0] else None,
                                  take(g, c.attrs["idx"]) if c.needs_input_grad[1] else None),
-                   meta=lambda metas, idx: [metas[0]])
+                   meta=lambda metas, idx: [metas[0]], lower=_lower_index_put)
 
 
 def _normalise_key(key, ndim):

@@ -19,6 +19,7 @@ from .dispatch import apply
 from .elementwise import _F32, _F64, eq, exp, maximum, minimum, ne, where
 from .registry import _reduce_meta, _same_meta, defop
 from .shape import _shape_tuple, expand, permute, reshape, unsqueeze
+from ..kernels.cpu import interpreter as interp
 
 def _expand_grad(g, c):
     """Broadcast a reduction's output gradient back over the reduced dims."""
@@ -74,18 +75,42 @@ def _prod_vjp(c, g):
     return (_expand_grad(g, c) * others,)
 
 
+def _lower_reduce(code, scale=None):
+    def lower(lw, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        dims = p.attrs["dims"]
+        if not dims:
+            out = lw.new_out(p)
+            lw.elementwise(interp.COPY, 0, out, p.shape, [(off, shape, None)])
+            return out
+        res = lw.reduce(code, off, shape, dims, p if scale is None else None)
+        if scale is not None:
+            n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
+            out = lw.new_out(p)
+            lw.elementwise(interp.BINARY, ew.DIV, out, p.shape,
+                           [(res, p.shape, None), (lw.constant(n if n else np.nan), (), None)])
+            return out
+        return res
+    return lower
+
+
 _SUM = defop("sum", _reduce_forward(rd.SUM), lambda c, g: (_expand_grad(g, c),),
-             meta=_reduce_meta)
+             meta=_reduce_meta, lower=_lower_reduce(rd.SUM))
 def _mean_forward(x, dims, keepdim, dtype):
     with np.errstate(invalid="ignore"):  # an empty mean is NaN, quietly, as in PyTorch
         return _reduce_forward(rd.SUM)(x, dims, keepdim, dtype) / _count_of(x.shape, dims)
 
 
 _MEAN = defop("mean", _mean_forward,
-    lambda c, g: (_expand_grad(g, c) / _count(c),), meta=_reduce_meta)
-_PROD = defop("prod", _reduce_forward(rd.PROD), _prod_vjp, (0,), meta=_reduce_meta)
-_AMAX = defop("amax", _reduce_forward(rd.MAX), _amax_vjp, (0, "out"), meta=_reduce_meta)
-_AMIN = defop("amin", _reduce_forward(rd.MIN), _amax_vjp, (0, "out"), meta=_reduce_meta)
+    lambda c, g: (_expand_grad(g, c) / _count(c),), meta=_reduce_meta,
+              lower=_lower_reduce(rd.SUM, scale=True))
+_PROD = defop("prod", _reduce_forward(rd.PROD), _prod_vjp, (0,), meta=_reduce_meta,
+              lower=_lower_reduce(rd.PROD))
+_AMAX = defop("amax", _reduce_forward(rd.MAX), _amax_vjp, (0, "out"), meta=_reduce_meta,
+              lower=_lower_reduce(rd.MAX))
+_AMIN = defop("amin", _reduce_forward(rd.MIN), _amax_vjp, (0, "out"), meta=_reduce_meta,
+              lower=_lower_reduce(rd.MIN))
 
 
 def _reduction(op, input, dim, keepdim, dtype, names):
@@ -346,12 +371,38 @@ def _centred(c):
     return x - mean(x, dims, keepdim=True)
 
 
+def _lower_var(sqrt):
+    def lower(lw, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        dims = p.attrs["dims"]
+        keep = tuple(1 if i in dims else s for i, s in enumerate(shape))
+        n = int(np.prod([shape[d] for d in dims], dtype=np.int64))
+        total = lw.reduce(rd.SUM, off, shape, dims)
+        mu = lw.alloc(np.prod(keep))
+        lw.elementwise(interp.BINARY, ew.DIV, mu, keep, [(total, keep, None),
+                                                         (lw.constant(builtins.max(n, 1)), (), None)])
+        centred = lw.alloc(np.prod(shape))
+        lw.elementwise(interp.BINARY, ew.SUB, centred, shape, [(off, shape, None), (mu, keep, None)])
+        lw.elementwise(interp.BINARY, ew.MUL, centred, shape, [(centred, shape, None),
+                                                               (centred, shape, None)])
+        sq = lw.reduce(rd.SUM, centred, shape, dims)
+        out = lw.new_out(p)
+        lw.elementwise(interp.BINARY, ew.DIV, out, p.shape, [(sq, p.shape, None),
+                                                             (lw.constant(p.attrs["denom"]), (), None)])
+        if sqrt:
+            lw.elementwise(interp.UNARY, ew.SQRT, out, p.shape, [(out, p.shape, None)])
+        return out
+    return lower
+
+
 _VAR = defop("var", _var_forward,
              lambda c, g: (_expand_grad(g, c) * 2 * _centred(c) / c.attrs["denom"],), (0,),
-             meta=_reduce_meta)
+             meta=_reduce_meta, lower=_lower_var(False))
 _STD = defop("std", lambda x, **a: L.unary(ew.SQRT, _var_forward(x, **a)),
              lambda c, g: (_expand_grad(where(c.saved("out") == 0, 0.0, g / c.saved("out")), c)
-                           * _centred(c) / c.attrs["denom"],), (0, "out"), meta=_reduce_meta)
+                           * _centred(c) / c.attrs["denom"],), (0, "out"), meta=_reduce_meta,
+             lower=_lower_var(True))
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -377,7 +428,26 @@ def _lse_vjp(c, g):
     return (_expand_grad(g, c) * exp(x - out),)
 
 
-_LOGSUMEXP = defop("logsumexp", _lse_forward, _lse_vjp, (0, "out"), meta=_reduce_meta)
+def _lower_logsumexp(lw, p):
+    (x,) = p.inputs
+    off, shape = lw.operand(x)
+    dims = p.attrs["dims"]
+    keep = tuple(1 if i in dims else s for i, s in enumerate(shape))
+    m = lw.reduce(rd.MAX, off, shape, dims)
+    lw.elementwise(interp.UNARY, ew.FINITE_OR_ZERO, m, keep, [(m, keep, None)])
+    shifted = lw.alloc(np.prod(shape))
+    lw.elementwise(interp.BINARY, ew.SUB, shifted, shape, [(off, shape, None), (m, keep, None)])
+    e = lw.alloc(np.prod(shape))  # (not in place: LLVM leaves such a loop unvectorised)
+    lw.elementwise(interp.UNARY, ew.EXP, e, shape, [(shifted, shape, None)])
+    s = lw.reduce(rd.SUM, e, shape, dims)
+    lw.elementwise(interp.UNARY, ew.LOG, s, keep, [(s, keep, None)])
+    out = lw.new_out(p)
+    lw.elementwise(interp.BINARY, ew.ADD, out, keep, [(s, keep, None), (m, keep, None)])
+    return out
+
+
+_LOGSUMEXP = defop("logsumexp", _lse_forward, _lse_vjp, (0, "out"), meta=_reduce_meta,
+                   lower=_lower_logsumexp)
 
 
 def logsumexp(input, dim, keepdim=False):
@@ -399,14 +469,29 @@ def sum_to_size(input, *size):
     return reshape(out, shape) if lead else out
 
 
+def _lower_softmax(log):
+    def lower(lw, p):
+        (x,) = p.inputs
+        off, shape = lw.operand(x)
+        shape = shape or (1,)  # a 0-d tensor is one row of one element
+        d = p.attrs["dim"]
+        a = int(np.prod(shape[:d], dtype=np.int64))
+        b = int(np.prod(shape[d + 1:], dtype=np.int64))
+        out = lw.new_out(p)
+        if a * b * shape[d]:
+            lw.row(interp.SOFTMAX, int(log), out, off, dims=(a, shape[d], b, 1))
+        return out
+    return lower
+
+
 _SOFTMAX = defop("softmax", lambda x, dim: L.softmax(x, dim, False),
                  lambda c, g: (c.saved("out") * (g - sum(g * c.saved("out"), c.attrs["dim"],
                                                            keepdim=True)),), ("out",),
-                 meta=_same_meta)
+                 meta=_same_meta, lower=_lower_softmax(False))
 _LOG_SOFTMAX = defop("log_softmax", lambda x, dim: L.softmax(x, dim, True),
                      lambda c, g: (g - exp(c.saved("out")) * sum(g, c.attrs["dim"],
                                                                  keepdim=True),), ("out",),
-                     meta=_same_meta)
+                     meta=_same_meta, lower=_lower_softmax(True))
 
 
 def _softmax(op, input, dim, dtype, name, kernel):

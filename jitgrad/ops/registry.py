@@ -22,10 +22,10 @@ class Op:
     ops return a tuple.
     """
 
-    __slots__ = ("name", "forward", "vjp", "save", "view", "meta", "multi", "nodes")
+    __slots__ = ("name", "forward", "vjp", "save", "view", "meta", "multi", "nodes", "lower")
 
     def __init__(self, name, forward, vjp=None, save=(), view=False, meta=None, multi=False,
-                 nodes=None):
+                 nodes=None, lower=None):
         self.name, self.forward, self.vjp, self.save, self.view = name, forward, vjp, save, view
         self.meta = meta if meta is not None or not view else _view_meta(forward)
         self.multi = multi
@@ -33,6 +33,10 @@ class Op:
         # the grad_fns the unfused ops would have made (``saved_out(node)`` saves the
         # output for the last) and returns them, the output's grad_fn last
         self.nodes = nodes
+        # lazy mode only: ``lower(lowering, pending)`` emits the op's instruction rows into a
+        # Program (see runtime.lowering) and returns its output's buffer; None: the
+        # interpreter does not cover the op, which then runs eagerly
+        self.lower = lower
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -53,9 +57,10 @@ class Op:
         return out
 
 
-def defop(name, forward, vjp=None, save=(), view=False, meta=None, multi=False, nodes=None):
+def defop(name, forward, vjp=None, save=(), view=False, meta=None, multi=False, nodes=None,
+          lower=None):
     """Declare a primitive and add it to ``REGISTRY``."""
-    op = REGISTRY[name] = Op(name, forward, vjp, save, view, meta, multi, nodes)
+    op = REGISTRY[name] = Op(name, forward, vjp, save, view, meta, multi, nodes, lower)
     return op
 
 

@@ -11,13 +11,17 @@ from .args import _C_NAMES, _as, _dims, _layout
 from .dispatch import apply
 from .index import narrow, select
 from .registry import defop
+from ..core.shapes import c_strides as _c_strides
+from ..kernels.cpu import interpreter as interp
+from ..runtime.backends import cpu
+from ..runtime.lowering import lower_view
 
 def _reshape_forward(x, shape):
     return x.reshape(shape)
 
 
 _VIEW = defop("view", _reshape_forward,
-              lambda c, g: (reshape(g, c._inputs_meta[0][0]),), view=True)
+              lambda c, g: (reshape(g, c._inputs_meta[0][0]),), view=True, lower=lower_view)
 
 
 def _infer_shape(shape, numel):
@@ -126,7 +130,8 @@ def unsqueeze(input, dim):
 
 
 _PERMUTE = defop("permute", lambda x, dims: x.transpose(dims),
-                 lambda c, g: (permute(g, tuple(np.argsort(c.attrs["dims"]))),), view=True)
+                 lambda c, g: (permute(g, tuple(np.argsort(c.attrs["dims"]))),), view=True,
+                 lower=lower_view)
 
 
 def permute(input, *dims):
@@ -169,7 +174,7 @@ def t(input):
 
 
 _EXPAND = defop("expand", lambda x, shape: np.broadcast_to(x, shape),
-                lambda c, g: (g,), view=True)
+                lambda c, g: (g,), view=True, lower=lower_view)
 
 
 def expand(input, *sizes):
@@ -231,7 +236,38 @@ def _cat_meta(metas, dim, dtype):
     return [(tuple(shape), dtype)]
 
 
-_CAT = defop("cat", _cat_forward, _cat_vjp, meta=_cat_meta)
+def _lower_cat(lw, p):
+    out = lw.new_out(p)
+    d = p.attrs["dim"] if p.op.name == "cat" else None
+    st = _c_strides(p.shape)
+    start = 0
+    for u in p.inputs:
+        off, shape = lw.operand(u)
+        if p.op.name == "stack":
+            k = p.attrs["dim"]
+            dst_shape = shape[:k] + (1,) + shape[k:]
+            dst_off = start * st[k]
+            start += 1
+        else:
+            if len(shape) == 1 and shape[0] == 0 and len(p.shape) != 1:
+                continue
+            dst_shape = shape
+            dst_off = start * st[d]
+            start += shape[d]
+        n = int(np.prod(dst_shape, dtype=np.int64))
+        if n == 0:
+            continue
+        # write the contiguous input into the output's strided window
+        dims = cpu._coalesce(dst_shape, [_c_strides(dst_shape), st])
+        dims = [(1, [0, 0])] * (4 - len(dims)) + dims
+        shape4 = tuple(x for x, _ in dims)
+        src = tuple(s[0] for _, s in dims)
+        dst = tuple(s[1] for _, s in dims)
+        lw.row(interp.STRIDED_COPY, 0, out + dst_off, off, dims=shape4, sa=src, sb=dst)
+    return out
+
+
+_CAT = defop("cat", _cat_forward, _cat_vjp, meta=_cat_meta, lower=_lower_cat)
 
 
 def cat(tensors, dim=0):
@@ -266,7 +302,7 @@ _STACK = defop("stack", lambda *arrays, dim, dtype: np.stack([_as(a, dtype) for 
                                                             axis=dim),
                lambda c, g: [select(g, c.attrs["dim"], i) for i in range(len(c._inputs_meta))],
                meta=lambda metas, dim, dtype: [(metas[0][0][:dim] + (len(metas),)
-                                                + metas[0][0][dim:], dtype)])
+                                                + metas[0][0][dim:], dtype)], lower=_lower_cat)
 
 
 def stack(tensors, dim=0):
@@ -303,7 +339,7 @@ def _split_vjp(c, g):
     return (cat(parts, dim),)
 
 
-_SPLIT = defop("split", _split_forward, _split_vjp, view=True, multi=True)
+_SPLIT = defop("split", _split_forward, _split_vjp, view=True, multi=True, lower=lower_view)
 
 
 def split(tensor, split_size_or_sections, dim=0):
@@ -341,7 +377,7 @@ _UNBIND = defop("unbind", lambda x, dim: tuple(np.moveaxis(x, dim, 0)[i, ...]  #
                 lambda c, g: (stack([gi if gi is not None else
                                      zeros(_drop(c._inputs_meta[0][0], c.attrs["dim"]),
                                            dtype=c._inputs_meta[0][1]) for gi in g],
-                                    c.attrs["dim"]),), view=True, multi=True)
+                                    c.attrs["dim"]),), view=True, multi=True, lower=lower_view)
 
 
 def _drop(shape, dim):

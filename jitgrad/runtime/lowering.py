@@ -1,13 +1,16 @@
 """Lowering: a recorded segment (plain records: op, inputs, attributes, shape, dtype) to a
 Program: arena slots for inputs and outputs, buffer reuse in a cached training step's
-backward, and instruction rows emitted by each op's rule (``runtime.rules``)."""
+backward, and instruction rows emitted by each op's own rule (``Op.lower``, declared with
+the op); below, the rules that many ops share."""
 import numpy as np
 
 from ..core.shapes import broadcast_strides as _broadcast_strides, c_strides as _c_strides
-from ..kernels.cpu import interpreter as I
+from ..kernels.cpu import interpreter as interp
+from ..core.shapes import fake_array
 from .backends import cpu
 from .program import Program
-from .rules import LOWER
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Lowering:
@@ -42,11 +45,11 @@ class Lowering:
         """A new external buffer of ``n`` elements (its arena home reserved): its reference."""
         self.homes.append(self.alloc(n))
         self.sizes.append(n)
-        return len(self.homes) << I.EXT
+        return len(self.homes) << interp.EXT
 
     def arena_offset(self, ref):
         """Where reference ``ref`` points when every external buffer sits in the arena."""
-        return ref if ref < I.EXT_ONE else self.homes[(ref >> I.EXT) - 1] + (ref & I.EXT_MASK)
+        return ref if ref < interp.EXT_ONE else self.homes[(ref >> interp.EXT) - 1] + (ref & interp.EXT_MASK)
 
     def key(self, u):
         p = u._lazy
@@ -69,21 +72,21 @@ class Lowering:
             if not shape:
                 j = self.scalar(0.0)
                 off = self.alloc(1)
-                self.row(I.FILL, j, off, dims=(1, 1, 1, 1))
+                self.row(interp.FILL, j, off, dims=(1, 1, 1, 1))
                 self.input_slots.append((1, j, 1))
             else:
                 n = int(np.prod(shape, dtype=np.int64))
                 off = self.extern(n)
-                self.input_slots.append((0, off >> I.EXT, n))
+                self.input_slots.append((0, off >> interp.EXT, n))
             self.buf[("i", k)] = (off, shape)
         n_inputs = len(self.homes)
         last = self._last_uses() if self.private_from is not None else {}
         dying = {}
         for k, p in enumerate(self.recs):
-            off = LOWER[p.op.name](self, p)
+            off = p.op.lower(self, p)
             self.buf[("n", p.pos)] = (off, p.shape)
-            if off >= I.EXT_ONE and (off >> I.EXT) <= n_inputs and not p.op.view:
-                self.must_copy.add(off >> I.EXT)  # its value is read from the arena copy
+            if off >= interp.EXT_ONE and (off >> interp.EXT) <= n_inputs and not p.op.view:
+                self.must_copy.add(off >> interp.EXT)  # its value is read from the arena copy
             self.node_slots.append((self.arena_offset(off),
                                     int(np.prod(p.shape, dtype=np.int64))))
             if p.pos in last:
@@ -102,12 +105,12 @@ class Lowering:
                 # a gradient that is a view shares another buffer (an input read where it
                 # lives, whose arena home is never written): give it a buffer of its own
                 out = self.new_out(p)
-                self.elementwise(I.COPY, 0, out, p.shape, [(off, shape, None)])
+                self.elementwise(interp.COPY, 0, out, p.shape, [(off, shape, None)])
                 self.buf[key] = (out, p.shape)
                 self.node_slots[p.pos] = (self.arena_offset(out), self.node_slots[p.pos][1])
-        code = np.array(self.rows, np.int64).reshape(-1, I.WIDTH)
+        code = np.array(self.rows, np.int64).reshape(-1, interp.WIDTH)
         table = np.zeros((len(self.homes) + 1, 3), np.int64)
-        table[1:, I.HOME], table[1:, I.SIZE] = self.homes, self.sizes
+        table[1:, interp.HOME], table[1:, interp.SIZE] = self.homes, self.sizes
         return Program(code, np.array(self.scalars or [0.0]), self.index_specs,
                        max(self.size, 1), self.input_slots, self.node_slots, self.fdtype,
                        table, self.must_copy, self.out_bufs)
@@ -144,7 +147,7 @@ class Lowering:
         n = max(int(np.prod(p.shape, dtype=np.int64)), 1)
         if p.pos in self.external:
             ref = self.extern(n)
-            self.out_bufs[p.pos] = ref >> I.EXT
+            self.out_bufs[p.pos] = ref >> interp.EXT
             return ref
         if self.private_from is None or p.pos < self.private_from:
             return self.alloc(n)
@@ -201,13 +204,13 @@ class Lowering:
             # every operand runs contiguously alongside the output: the 1-D kernels
             self.row(op, sub, out, *[o for o, _, _ in operands], dims=(n, 1, 1, 1), flat=1)
             return
-        if (len(dims) == 2 and op == I.BINARY and len(operands) == 2
+        if (len(dims) == 2 and op == interp.BINARY and len(operands) == 2
                 and dims[1][1] == [1, 1, 1] and dims[0][1] == [dims[1][0], 0, dims[1][0]]):
             # a matrix and a row broadcast over it (a bias): one vectorised loop per row
             self.row(op, sub, out, operands[0][0], operands[1][0],
-                     dims=(dims[0][0], dims[1][0], 1, 1), flat=I.ROWS)
+                     dims=(dims[0][0], dims[1][0], 1, 1), flat=interp.ROWS)
             return
-        if (len(dims) == 1 and op in (I.BINARY, I.COMPARE, I.WHERE) and dims[0][1][-1] == 1
+        if (len(dims) == 1 and op in (interp.BINARY, interp.COMPARE, interp.WHERE) and dims[0][1][-1] == 1
                 and all(st in (0, 1) for st in dims[0][1])):
             # contiguous operands and broadcast scalars: 1-D loops, a scalar read in place
             flat = 1
@@ -227,7 +230,7 @@ class Lowering:
         self.row(op, sub, out, *offs, dims=shape4, sa=geos[0], sb=geos[1], sc=geos[2])
 
     def copy_view(self, out, out_shape, src_off, view_offset, view_strides):
-        self.elementwise(I.COPY, 0, out, out_shape, [(src_off + view_offset, None, view_strides)])
+        self.elementwise(interp.COPY, 0, out, out_shape, [(src_off + view_offset, None, view_strides)])
 
     def reduce(self, code, x_off, shape, dims, p=None):
         """Reduce a contiguous buffer over sorted ``dims``; returns the result's offset (the
@@ -238,13 +241,13 @@ class Lowering:
             r = int(np.prod(shape[start:stop], dtype=np.int64))
             b = int(np.prod(shape[stop:], dtype=np.int64))
             out = self.new_out(p) if p is not None and i == len(runs) - 1 else self.alloc(a * b)
-            self.row(I.REDUCE, code, out, x_off, dims=(a, r, b, 1))
+            self.row(interp.REDUCE, code, out, x_off, dims=(a, r, b, 1))
             x_off, shape = out, shape[:start] + shape[stop:]
         return x_off
 
     def constant(self, value):
         off = self.alloc(1)
-        self.row(I.FILL, self.scalar(value), off, dims=(1, 1, 1, 1))
+        self.row(interp.FILL, self.scalar(value), off, dims=(1, 1, 1, 1))
         return off
 
     def indices(self, kind, shape, n):
@@ -254,3 +257,58 @@ class Lowering:
         self.index_specs.append((len(self.node_slots), kind, shape))
         self.index_len += n
         return start
+
+
+# --- rules shared by many ops -------------------------------------------------------
+
+def lower_unary(code):
+    """The rule of an elementwise unary op with op code ``code``."""
+    def lower(lw, p):
+        (x,) = p.inputs
+        out = lw.new_out(p)
+        off, shape = lw.operand(x)
+        lw.elementwise(interp.UNARY, code, out, p.shape, [(off, shape, None)])
+        return out
+    return lower
+
+
+def lower_binary(code, opcode=interp.BINARY):
+    """The rule of an elementwise binary op (or a comparison: ``opcode``) with op code ``code``."""
+    def lower(lw, p):
+        a, b = p.inputs
+        out = lw.new_out(p)
+        lw.elementwise(opcode, code, out, p.shape,
+                       [(*lw.operand(a), None), (*lw.operand(b), None)])
+        return out
+    return lower
+
+
+def lower_copy(lw, p):
+    """A contiguous copy of the input."""
+    (x,) = p.inputs
+    out = lw.new_out(p)
+    lw.elementwise(interp.COPY, 0, out, p.shape, [(*lw.operand(x), None)])
+    return out
+
+
+def lower_view(lw, p):
+    """A view op: the input's buffer shared where the view is a contiguous run of it, a
+    transpose of a matrix kept as a flag for the matmuls that read it, else a strided copy."""
+    (x,) = p.inputs
+    if p.op.name == "permute" and p.attrs["dims"] == (1, 0):
+        off, shape, flag = lw.matrix(x)
+        if not flag:  # a plain transpose: consumers that are matmuls read it as a flag
+            lw.transposed[("n", p.pos)] = (off, shape)
+            return off
+    off, shape = lw.operand(x)
+    fake = fake_array(shape, p.dtype if p.dtype in _FLOATS else lw.fdtype)
+    v = p.op.forward(fake, **p.attrs)
+    v = v[p.index] if isinstance(v, tuple) else v
+    item = fake.itemsize
+    view_off = (v.__array_interface__["data"][0] - fake.__array_interface__["data"][0]) // item
+    strides = tuple(s // item for s in v.strides)
+    if strides == _c_strides(v.shape) or v.size <= 1:
+        return off + view_off  # the view is a contiguous run of the buffer: share it
+    out = lw.new_out(p)
+    lw.copy_view(out, p.shape, off, view_off, strides)
+    return out
