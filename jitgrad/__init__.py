@@ -14,8 +14,8 @@ from .dtypes import (bool_ as bool, dtype, float32, float64, get_default_dtype, 
                      promote_types, set_default_dtype)
 from .ops import *  # noqa: F401,F403
 from .ops import (abs, all, any, max, min, pow, sum)  # noqa: F401  (shadow builtins on purpose)
-from .random import (Generator, manual_seed, rand, rand_like, randint, randint_like, randn,
-                     randn_like, randperm)
+from .random import (Generator, manual_seed, multinomial, rand, rand_like, randint,
+                     randint_like, randn, randn_like, randperm)
 from .tensor import (Size, Tensor, arange, as_tensor, device, empty, empty_like, eye,
                      from_numpy, full, full_like, linspace, ones, ones_like, tensor, zeros,
                      zeros_like)

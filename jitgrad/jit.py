@@ -76,7 +76,7 @@ class Capture:
                     self.fail("a Program reads a view made by an earlier Program")
                 return ("out", k, p.pos, p.shape)
         if t._bk is None:  # read only through attributes so far (class labels)
-            t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
+            _lazy.recorder._bind_key(t)
         return ("obj", t, t._bk)
 
     def program(self, program, ext, seg, recs):

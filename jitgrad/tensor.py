@@ -142,6 +142,10 @@ class Tensor:
         if self._value is None and (self._lazy.seg.program is None or _tls.capture is not None):
             from .lazy import alias
             t = alias(self)  # (an op of the segment being recorded)
+            # it shares storage, but is no view for autograd (PyTorch's detach() and .data
+            # have no _base): an in-place write through it must not rebase our history
+            t.__dict__.pop("_base", None)
+            t.__dict__.pop("_view_fn", None)
         else:  # (computed already, a loss after its step: taken now, not recorded into
             t = Tensor._make(self._data)  # the next step's segment, tying it to this one)
         if version:

@@ -62,7 +62,7 @@ class Segment:
             if sys.getrefcount(t) > n + 3:  # (the inputs lists, the entry, the loop, the call)
                 outside.add(id(t._lazy if t._lazy is not None else t._grad_fn))
         held = [found[key] for key in outside]
-        if any(p.op.view for p in held):  # read through its base: the arena stays
+        if any(p.shares for p in held):  # read through its base: the arena stays
             return
         for p in held:
             if p._v is None:

@@ -87,11 +87,12 @@ class Program:
 
     def value(self, arena, k, p):
         """Node ``k``'s value: an arena view (or, for view ops, a view of its input)."""
-        if p.op.view:
+        if p.shares:  # a view of its input's memory (a view op's copy, advanced indexing or
+            # a reshape no view can make, is in the arena, as it was when the Program ran)
             # a view of a view of ...: the values under it first, from the bottom up (asking
             # each for its input would nest one call per view)
             chain, q = [], p.inputs[0]._lazy
-            while q is not None and q._v is None and q.seg is p.seg and q.op.view:
+            while q is not None and q._v is None and q.seg is p.seg and q.shares:
                 chain.append(q)
                 q = q.inputs[0]._lazy
             for q in reversed(chain):
