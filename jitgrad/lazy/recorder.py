@@ -390,8 +390,16 @@ def _bind(rec, t):
 
 def _bind_key(t):
     """``t``'s key as an input, kept on the tensor: only a new value or autograd state
-    changes it."""
-    key = t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None)
+    changes it. Its strides are part of it: a Program reads each input as a contiguous
+    buffer, but a view op's recorded layout, and whether it shares its input's memory or
+    copies it (a reshape of a transposed input), follow from them."""
+    v = t._value
+    if v is not None:
+        strides = v.strides
+    else:  # a pending output of an earlier segment: laid out as its view says, or contiguous
+        layout = t._lazy.layout
+        strides = None if layout is None else layout.strides
+    key = t._bk = (t._shape, t._npdtype, t._requires_grad, t._grad_fn is None, strides)
     return key
 
 
