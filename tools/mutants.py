@@ -31,7 +31,8 @@ RECORDER = "jitgrad/lazy/recorder.py"
 REALIZATION = "jitgrad/lazy/realization.py"
 STEP_CACHE = "jitgrad/lazy/step_cache.py"
 ELEMENTWISE = "jitgrad/ops/elementwise.py"
-KEY_TESTS = ["tests/test_cache_reuse.py", "tests/test_lazy.py", "tests/test_lazy_fuzz.py"]
+KEY_TESTS = ["tests/test_cache_reuse.py", "tests/test_lazy.py", "tests/test_lazy_fuzz.py",
+             "tests/test_lazy_semantics.py"]
 GRAD_TESTS = ["tests/test_ops.py", "-k", "gradcheck or backward_float32"]
 VERSION_TESTS = ["tests/test_autograd.py", "tests/test_lazy_fuzz.py"]
 OPTIM_TESTS = ["tests/test_optim.py", "tests/test_optim_extra.py"]
@@ -58,21 +59,26 @@ MUTANTS = {
     "key-array-shape": (REALIZATION, 'return ("array", v.shape, v.dtype.str)',
                         'return ("array", v.dtype.str)', KEY_TESTS),
     "key-input-shape": (RECORDER, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
-                              "t._grad_fn is None)",
-                        "key = t._bk = (t._npdtype, t._requires_grad, t._grad_fn is None)",
+                              "t._grad_fn is None, strides)",
+                        "key = t._bk = (t._npdtype, t._requires_grad, t._grad_fn is None, strides)",
                         KEY_TESTS),
     "key-input-dtype": (RECORDER, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
-                              "t._grad_fn is None)",
-                        "key = t._bk = (t._shape, t._requires_grad, t._grad_fn is None)",
+                              "t._grad_fn is None, strides)",
+                        "key = t._bk = (t._shape, t._requires_grad, t._grad_fn is None, strides)",
                         KEY_TESTS),
     "key-input-requires-grad": (RECORDER, "key = t._bk = (t._shape, t._npdtype, "
-                                      "t._requires_grad, t._grad_fn is None)",
-                                "key = t._bk = (t._shape, t._npdtype, t._grad_fn is None)",
+                                      "t._requires_grad, t._grad_fn is None, strides)",
+                                "key = t._bk = (t._shape, t._npdtype, t._grad_fn is None, "
+                                "strides)",
                                 KEY_TESTS),
     "key-input-grad-fn": (RECORDER, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
-                                "t._grad_fn is None)",
-                          "key = t._bk = (t._shape, t._npdtype, t._requires_grad)",
+                                "t._grad_fn is None, strides)",
+                          "key = t._bk = (t._shape, t._npdtype, t._requires_grad, strides)",
                           KEY_TESTS),
+    "key-input-strides": (RECORDER, "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
+                                    "t._grad_fn is None, strides)",
+                          "key = t._bk = (t._shape, t._npdtype, t._requires_grad, "
+                          "t._grad_fn is None)", KEY_TESTS),
     "key-program-outputs": (REALIZATION, "    okey = (private_from, tuple(p.pos for p in outputs))\n",
                             "    okey = private_from\n", KEY_TESTS),
     "key-step-seed-dtype": (STEP_CACHE, "    key = (p.pos, seed._value.dtype.num)\n",
