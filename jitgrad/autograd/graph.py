@@ -57,15 +57,21 @@ class SavedTensor:
         saved.tensor, saved.node, saved.data = None, weakref.ref(node), data
         return saved
 
-    def unpack(self, owner):
+    def check(self, owner):
+        """Raise PyTorch's error if the tensor changed in place since it was saved."""
         if self.counter[0] != self.version:
             t = self.tensor
             if t is None:
                 made_by = f", which is output {self.output_nr} of {_op_name(owner)},"
                 shape, dtype = _meta_of(self.data)
             else:
-                made_by = "" if t.grad_fn is None else \
-                    f", which is output {t._output_nr} of {_op_name(t.grad_fn)},"
+                # a view whose storage changed since: PyTorch regenerates its grad_fn
+                # (AsStridedBackward0) before naming it
+                name = "AsStrided" if t._view_fn is not None and (
+                    t._base._requires_grad or t._requires_grad) else (
+                    None if t.grad_fn is None else _op_name(t.grad_fn))
+                made_by = "" if name is None else \
+                    f", which is output {t._output_nr} of {name},"
                 shape, dtype = t._shape, t._npdtype
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
@@ -73,6 +79,10 @@ class SavedTensor:
                 f"{self.counter[0]}; expected version {self.version} instead. Hint: enable "
                 "anomaly detection to find the operation that failed to compute its gradient, "
                 "with jitgrad.autograd.set_detect_anomaly(True, check_nan=False).")
+
+    def unpack(self, owner):
+        if self.counter[0] != self.version:
+            self.check(owner)
         if self.tensor is not None:
             return self.tensor
         from ..tensor import Tensor
@@ -91,10 +101,17 @@ class SavedTensor:
 
 
 def _op_name(node):
-    """PyTorch names the forward op in this message: ``Exp`` for ``ExpBackward0``."""
+    """PyTorch names the forward op in this message: ``Exp`` for ``ExpBackward0``, ``Pow2``
+    for ``PowBackward2``, ``MyFn`` for a custom ``MyFnBackward``, and the C++ name of
+    ``CopySlices``."""
     name = node.name()
+    if name == "CopySlices":
+        return "jitgrad::autograd::CopySlices"
     cut = name.rfind("Backward")
-    return name[:cut] if cut > 0 else name
+    if cut <= 0:
+        return name
+    n = name[cut + 8:]
+    return name[:cut] + ("" if n == "0" else n)
 
 
 def _meta_of(data):

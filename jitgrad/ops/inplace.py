@@ -21,12 +21,16 @@ _OVERLAP = ("unsupported operation: more than one element of the written-to tens
 
 def _check_inplace(self):
     if is_grad_enabled():
+        # as PyTorch, the view check first: a view made a leaf (``x[1::2].requires_grad_()``)
+        # and a view of one (its base is the same leaf, which requires no grad) are views
+        # of a leaf
+        if self._view_fn is not None and self._base.grad_fn is None and (
+                self._base._requires_grad or self._requires_grad):
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                               "in-place operation.")
         if self.grad_fn is None and self._requires_grad:
             raise RuntimeError(
                 "a leaf Variable that requires grad is being used in an in-place operation.")
-        if self._view_fn is not None and self._base.grad_fn is None and self._base._requires_grad:
-            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
-                               "in-place operation.")
     if not self._data.flags.writeable:
         raise RuntimeError(_OVERLAP)
 

@@ -43,6 +43,16 @@ class Op:
 
     def backward(self, node, grads):
         g = grads if self.multi else grads[0]
+        saved = node._saved
+        if saved:
+            # PyTorch checks the versions of all it saved before computing: its outputs
+            # always, and its inputs where it saved them whatever needs a gradient (an op
+            # of one input). A VJP that does not read one (``prod``'s output, ``rpow``'s
+            # exponent) or reads it only for one input's gradient (``mul``) would miss it.
+            one_input = len(node.next_functions) == 1
+            for key, s in saved.items():
+                if (one_input or key == "out") and s.counter[0] != s.version:
+                    s.check(node)
         result = self.vjp(node, g)
         out = []
         for r, (shape, dtype), (fn, _) in zip(result, node._inputs_meta, node.next_functions):
