@@ -6,6 +6,7 @@ from .. import ops
 from ..autograd.grad_mode import no_grad
 from ..tensor import empty, ones, zeros
 from . import functional as F
+from . import activations  # (F exports them too: the functional forms of the modules below)
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -323,7 +324,7 @@ class LeakyReLU(_Elementwise):
         self.negative_slope = negative_slope
 
     def _fn(self, x):
-        return ops.where(x > 0, x, x * self.negative_slope)
+        return activations.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}{', inplace=True' if self.inplace else ''}"
@@ -337,9 +338,7 @@ class ELU(_Elementwise):
         self.alpha = alpha
 
     def _fn(self, x):
-        # exp of min(x, 0): a large positive x would overflow exp, and the unselected
-        # branch's zero gradient times inf is NaN
-        return ops.where(x > 0, x, (ops.exp(ops.clamp_max(x, 0)) - 1) * self.alpha)
+        return activations.elu(x, self.alpha)
 
     def extra_repr(self):
         return f"alpha={self.alpha}{', inplace=True' if self.inplace else ''}"
@@ -349,7 +348,7 @@ class SiLU(_Elementwise):
     """``x * sigmoid(x)`` (the swish)."""
 
     def _fn(self, x):
-        return x * ops.sigmoid(x)
+        return activations.silu(x)
 
 
 class Softmax(Module):

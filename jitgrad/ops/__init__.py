@@ -29,6 +29,8 @@ from .reduce import (all, amax, amin, any, argmax, argmin, _LOG_SOFTMAX, log_sof
                      max, mean, min, prod, softmax, std, sum, sum_to_size, var, var_mean)
 from .linalg import (bmm, dot, _LINEAR, linear, _LINEAR_ACT, LINEAR_ACT_LANES, matmul, mm, mv)  # noqa: F401
 from .inplace import (inplace, setitem)  # noqa: F401
+from .sorting import (argsort, sort, topk)  # noqa: F401
+from .arrange import (named_where, one_hot, roll, tril, triu)  # noqa: F401
 from ..core.shapes import broadcast_shape as _broadcast_shape  # noqa: F401
 
 # what ``from jitgrad.ops import *`` (and so ``jitgrad.*``) exports: the public functions
@@ -46,4 +48,5 @@ __all__ = [
     "squeeze", "stack", "std", "sub", "subtract", "sum", "sum_to_size", "swapaxes", "swapdims",
     "t", "take", "tanh", "transpose", "true_divide", "unbind", "unflatten", "unsqueeze", "var",
     "var_mean", "view", "where",
+    "argsort", "roll", "sort", "topk", "tril", "triu",  # sorting.py, arrange.py
 ]
