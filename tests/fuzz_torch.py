@@ -46,14 +46,6 @@ KNOWN_BROKEN = {
     "inplace_via_detach": (("lazy", "eager"), "issue 15: t.detach().mul_(c) turns t's grad_fn into "
                            "CopySlices, drops the gradients of leaves behind t, and in lazy mode "
                            "the cached run raises IndexError: list index out of range"),
-    "inplace_on_view_leaf": (("lazy", "eager"), "issue 15: a leaf made by view.requires_grad_() "
-                             "(or a view of one) written in place: jitgrad says 'a leaf "
-                             "Variable...' or lets it through; torch: 'a view of a leaf...'"),
-    "inplace_on_saved": (("lazy", "eager"), "issue 15: an in-place change of a tensor a backward "
-                         "needs is not always detected (and the message names Pow/View where "
-                         "torch names Pow1/Pow2/AsStridedBackward0/torch::autograd::CopySlices)"),
-    "inplace_on_matmul_result": (("lazy", "eager"), "issue 15: in place on a batched matmul's "
-                                 "result leaves its grad_fn UnsafeViewBackward0"),
     "inplace_after_index_read": (("lazy",), "issue 15: x[mask] (or x[idx]) read, then x written "
                                  "in place: lazy mode's read sees the write"),
     "matmul_mixed_dtype": (("lazy", "eager"), "issue 15: matmul of float32 with float64: message "

@@ -197,3 +197,56 @@ def test_inplace_on_view_leaf_under_no_grad_and_on_results(mode):
         y.sum().backward()
         return [w, _name(y), w.grad]
     check(fn, mode)
+
+
+def _partial_backward(L):
+    """The backward raises at exp's node; w's gradient was complete before it ran, so
+    PyTorch has accumulated it (x's never arrives)."""
+    x, w = _leaf(L, 3), _leaf(L, 3)
+    a = x.exp()
+    a.add_(1)
+    loss = (a * 2 + w).sum()
+    try:
+        loss.backward()
+    except RuntimeError as e:
+        return ["raised" if "modified by an inplace operation" in str(e) else str(e),
+                w.grad, x.grad]
+    return ["no error"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inplace_on_saved_error_leaves_ready_gradients_accumulated(mode):
+    kind, (raised, w_grad, x_grad) = check(_partial_backward, mode)
+    assert raised == "raised" and x_grad is None
+
+
+# --- inplace_on_matmul_result: a batched matmul's result is no view (_unsafe_view) ---------
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inplace_on_matmul_result(mode):
+    def fn(L):
+        a, b = _leaf(L, 2, 3, 4, dtype="float64"), _leaf(L, 4, 2, dtype="float64")
+        c = a @ b
+        d = c * 1
+        c.mul_(3)
+        names = [_name(c)]
+        (c * d).sum().backward()
+        x = _leaf(L, 2, 3)
+        y = (x * 1).t().reshape(-1)   # a reshape that copies: no view either
+        y.add_(1)
+        names.append(_name(y))
+        y.sum().backward()
+        return [names, c, a.grad, b.grad, x.grad]
+    check(fn, mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("other", [(2, 3), (4, 2, 3)])
+def test_inplace_on_vector_matmul_result(other, mode):
+    def fn(L):
+        a, b = _leaf(L, 2, dtype="float64"), _leaf(L, *other, dtype="float64")
+        c = a @ b          # PyTorch squeezes its temporary in place: c is no view
+        c.clamp_(-0.5, 0.9)
+        c.sum().backward()
+        return [_name(c), c._base is None, a.grad, b.grad]
+    check(fn, mode)

@@ -43,9 +43,23 @@ def finish(op, inputs, outs, grad_fn_name, attrs):
     return tuple(outs) if multi else outs[0]
 
 
+def unview(t):
+    """``t`` stops being a view of its input: for a view of a temporary no one else sees
+    (PyTorch squeezes matmul's temporary in place, so its result is no view)."""
+    t.__dict__.pop("_base", None)
+    t.__dict__.pop("_view_fn", None)
+    return t
+
+
 def _link_views(op, src, outs, name, attrs, multi):
     """Outputs that alias ``src``'s storage share its version counter and remember how
-    to remake themselves from its base, so an in-place change can be replayed."""
+    to remake themselves from its base, so an in-place change can be replayed.
+
+    ``UnsafeViewBackward0`` (matmul folding its batch, a reshape that copies) is PyTorch's
+    ``_unsafe_view``: its result is no view (its base is a temporary no one else sees), so
+    an in-place change of it is recorded on it, not as ``CopySlices`` on that base."""
+    if name == "UnsafeViewBackward0":
+        return
     base = src._base if src._view_fn is not None else src
     prev = src._view_fn
     for i, o in enumerate(outs):
