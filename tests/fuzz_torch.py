@@ -48,11 +48,6 @@ KNOWN_BROKEN = {
                            "the cached run raises IndexError: list index out of range"),
     "inplace_after_index_read": (("lazy",), "issue 15: x[mask] (or x[idx]) read, then x written "
                                  "in place: lazy mode's read sees the write"),
-    "matmul_mixed_dtype": (("lazy", "eager"), "issue 15: matmul of float32 with float64: message "
-                           "differs (torch: 'addmv input tensors...', 'expected scalar type...', "
-                           "operands in the other order)"),
-    "full_slice": (("lazy", "eager"), "issue 15: x[0::1] / x[:, 0::1] (a slice covering the "
-                   "whole dim): torch records AliasBackward0, jitgrad SliceBackward0"),
     "inplace_on_expanded": (("lazy", "eager"), "issue 15: writes into an expanded tensor: "
                             "jitgrad raises 'more than one element of the written-to tensor "
                             "refers to a single memory location' where torch allows it "
@@ -61,19 +56,10 @@ KNOWN_BROKEN = {
                        "transposed input's strides, jitgrad's are contiguous, so reshape/"
                        "flatten/contiguous() record View/Transpose where torch records "
                        "UnsafeView/Clone (or the reverse)"),
-    "inplace_on_0d_reduction": (("eager",), "issue 15: s = x.sum(); s.add_(1) raises 'unsupported "
-                                "operation: more than one element of the written-to tensor "
-                                "refers to a single memory location' in eager mode"),
-    "view_of_0d_reduction": (("eager",), "issue 15: x.mean().view((1, 1, 1)) raises 'view size is "
-                             "not compatible...' in eager mode; x.mean().amax() in autograd "
-                             "raises AttributeError: 'numpy.float32' object has no attribute "
-                             "'value'"),
     "inplace_after_reshape": (("lazy", "eager"), "issue 15: y = x.reshape(-1) (or flatten) of an "
                               "x that torch holds transposed (an elementwise result of a "
                               "transposed leaf) is a copy in torch and a view in jitgrad: a "
                               "later x.sub_(1) changes y (and y.clamp_() makes x CopySlices)"),
-    "setitem_empty": (("lazy", "eager"), "issue 15: x[1::2] = 0.5 with x of 1 row (an empty "
-                      "slice): torch records CopySlices, jitgrad leaves x's grad_fn as it was"),
     "view_grad_fn_after_inplace": (("lazy", "eager"), "issue 15: a view whose base was later "
                                    "written in place: torch regenerates its grad_fn as "
                                    "AsStridedBackward0, jitgrad keeps the view's own name"),

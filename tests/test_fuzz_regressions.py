@@ -250,3 +250,124 @@ def test_inplace_on_vector_matmul_result(other, mode):
         c.sum().backward()
         return [_name(c), c._base is None, a.grad, b.grad]
     check(fn, mode)
+
+
+# --- setitem_empty: writing an empty slice still records CopySlices ----------------------
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("key", [(slice(1, None, 2),), (slice(None), slice(2, None))])
+def test_setitem_empty_slice_records_copyslices(key, mode):
+    def fn(L):
+        x = _leaf(L, 1, 2)
+        y = x * 1
+        y[key] = 0.5
+        y.sum().backward()
+        return [type(y.grad_fn).__name__, y, x.grad]
+    check(fn, mode)
+
+
+# --- view_of_0d_reduction, inplace_on_0d_reduction (eager: a numpy scalar, no 0-d array) -
+
+ZERO_D = {
+    "view": lambda L, x: [x.mean().view((1, 1, 1))],
+    "amax grad": lambda L, x: list(L.autograd.grad(x.mean().amax(), [x])),
+    "sub_ alpha": lambda L, x: [x.mean().sub_(L.tensor(0.5, dtype=L.float64), alpha=2)],
+    "mul_ backward": lambda L, x: [_backward_of(x, x.mean().mul_(2))],
+    "setitem": lambda L, x: [_setitem0(x.mean())],
+}
+
+
+def _backward_of(x, s):
+    s.backward()
+    return x.grad
+
+
+def _setitem0(s):
+    s[()] = 2.0
+    return s
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("what", sorted(ZERO_D))
+def test_0d_reduction_is_a_tensor_of_its_own(what, mode):
+    check(lambda L: ZERO_D[what](L, _leaf(L, 2, 3, dtype="float64")), mode)
+
+
+# --- full_slice: a tuple key that slices nothing records AliasBackward0 -------------------
+
+FULL_SLICE_KEYS = [
+    (slice(None), slice(0, None, 1)), (slice(0, None, 1),), slice(0, None, 1), slice(None),
+    (slice(None), slice(None)), (Ellipsis, slice(0, 3)), (slice(None), slice(0, 5)),
+    (None, slice(0, 2)), (slice(-2, 2),), (slice(None), slice(-3, None)), (0, slice(None)),
+    (slice(0, 2), None), (slice(0, 9), slice(0, 3)), (Ellipsis,), Ellipsis,
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("key", FULL_SLICE_KEYS, ids=str)
+def test_full_slice_grad_fn(key, mode):
+    def fn(L):
+        x = _leaf(L, 2, 3)
+        y = x[key]
+        y.sum().backward()
+        return [_name(y), y, x.grad]
+    check(fn, mode)
+
+
+# --- matmul_mixed_dtype: PyTorch's message for each path -------------------------------
+
+MIXED = [((2, 3), (3,)), ((2, 3), (3, 2)), ((3,), (3, 2)), ((3,), (3,)), ((2, 2, 3), (3, 2)),
+         ((2, 3), (2, 3, 2)), ((2, 2, 3), (2, 3, 2)), ((2, 2, 3), (3,)), ((3,), (2, 3, 2))]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("first64", [False, True])
+@pytest.mark.parametrize("shapes", MIXED, ids=str)
+def test_matmul_mixed_dtype_message(shapes, first64, mode):
+    def fn(L):
+        a = L.ones(*shapes[0], dtype=L.float64 if first64 else L.float32)
+        b = L.ones(*shapes[1], dtype=L.float32 if first64 else L.float64)
+        return [a @ b]
+    kind, _ = check(fn, mode)
+    assert kind == "error"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("op", ["bmm", "mv"])
+def test_bmm_mv_mixed_dtype_message(op, mode):
+    def fn(L):
+        if op == "bmm":
+            return [L.bmm(L.ones(2, 2, 3), L.ones(2, 3, 2, dtype=L.float64))]
+        return [L.mv(L.ones(2, 3, dtype=L.float64), L.ones(3))]
+    kind, _ = check(fn, mode)
+    assert kind == "error"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shapes", [((2, 3), (4, 3, 2)), ((4, 2, 3), (3, 2)), ((3,), (4, 3, 2)),
+                                    ((4, 2, 3), (3,)), ((2, 4, 2, 3), (3, 2))], ids=str)
+def test_batched_matmul_mixed_dtype_message_follows_torch_folding(shapes, mode):
+    """PyTorch names mm/addmv when it folds the batch into rows (the smaller operand needs
+    a gradient, or the larger's batch dims are contiguous and the smaller is no matrix),
+    bmm otherwise: the message depends on requires_grad and on the larger one's strides."""
+    def fn(L):
+        out = []
+        for grad_small, transposed, first64 in np.ndindex(2, 2, 2):
+            def make(shape, dtype, grad):
+                if transposed and len(shape) >= 3:
+                    x = L.ones(*shape[:-3], shape[-2], shape[-3], shape[-1],
+                               dtype=dtype).transpose(-2, -3)   # batch dims not contiguous
+                else:
+                    x = L.ones(*shape, dtype=dtype)
+                return x.requires_grad_(bool(grad))
+            d1, d2 = (L.float64, L.float32) if first64 else (L.float32, L.float64)
+            small_first = len(shapes[0]) < len(shapes[1])
+            a = make(shapes[0], d1, grad_small and small_first)
+            b = make(shapes[1], d2, grad_small and not small_first)
+            try:
+                a @ b
+                out.append("ok")
+            except RuntimeError as e:
+                out.append(str(e))
+        return out
+    check(fn, mode)

@@ -20,7 +20,9 @@ def apply(op, inputs, grad_fn_name, **attrs):
         if _lazy._tls.capture is not None:
             _lazy._tls.capture.fail(f"{op.name} ran eagerly")
     datas = op.forward(*[t._data for t in inputs], **attrs)
-    outs = [Tensor._make(d) for d in (datas if op.multi else (datas,))]
+    # (numpy gives a scalar, not a 0-d array, for arithmetic on 0-d arrays: ``mean``)
+    outs = [Tensor._make(d if d.__class__ is np.ndarray else np.array(d))
+            for d in (datas if op.multi else (datas,))]
     return finish(op, inputs, outs, grad_fn_name, attrs)
 
 
@@ -66,8 +68,9 @@ def _link_views(op, src, outs, name, attrs, multi):
         if o._value is None:
             if not o._lazy.shares:  # a pending view: does it alias its input once realized?
                 continue
-        elif src._value is None or not np.may_share_memory(o._value, src._value):
-            continue
+        elif src._value is None or (o._value.size and not np.may_share_memory(o._value,
+                                                                             src._value)):
+            continue  # (an empty result shares no memory, yet is a view: x[1:1] = v)
         o._vc = src._vc
 
         def remake(t, i=i):
