@@ -21,6 +21,7 @@ from .tensor import (Size, Tensor, arange, as_tensor, device, empty, empty_like,
                      zeros_like)
 from . import nn, optim  # noqa: E402  (nn and optim build on the names above)
 from .serialization import load, save
+from .tensor import result_type as _result_type
 from . import backends, cuda, utils  # noqa: E402
 from . import viz  # noqa: E402  (jg.viz.draw: pictures of the backward graph)
 from .cuda import get_default_device, set_default_device  # noqa: E402
@@ -57,8 +58,7 @@ def numel(input):
 
 
 def result_type(tensor1, tensor2):
-    from .dtypes import result_type as _rt
-    return _rt(tensor1, tensor2)
+    return _result_type(tensor1, tensor2)
 
 
 def realize(*tensors):

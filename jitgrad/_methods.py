@@ -8,7 +8,9 @@ from . import ops
 from .kernels.cpu import elementwise as ew
 from .kernels.cpu import interpreter as interp
 from .runtime.backends import cpu
-from .tensor import Tensor, _check_device, device as _device
+from .autograd.engine import backward as _engine_backward
+from .lazy import run_cached_step
+from .tensor import Tensor, _check_device, device as _device, result_type
 
 
 def _method(fn):
@@ -98,7 +100,7 @@ def _rsub(self, other):
     if not isinstance(other, (numbers.Number, np.generic)):
         return NotImplemented
     return ops.apply(_RSUB, [self], "RsubBackward1", scalar=other,
-                     dtype=dt.result_type(self, other).np)
+                     dtype=result_type(self, other).np)
 
 
 def _lower_rsub(lw, p):
@@ -239,3 +241,19 @@ def _new(self, size, fill, dtype):
     from .tensor import _shape_arg
     d = dt.to_dtype(dtype) if dtype is not None else self.dtype
     return Tensor._make(np.full(_shape_arg(size), fill, d.np))
+
+
+def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """Compute the gradient of this tensor w.r.t. graph leaves (a vector-Jacobian product).
+
+    ``gradient`` is the vector ``v`` (same shape as this tensor); it may be
+    omitted for a scalar, where it is 1.
+    """
+    if (gradient is None and inputs is None and not create_graph and self._value is None
+            and self._requires_grad and run_cached_step(self, bool(retain_graph))):
+        return  # a lazy training step whose Program is cached: run, no engine
+    _engine_backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+
+backward.__qualname__ = "Tensor.backward"
+Tensor.backward = backward

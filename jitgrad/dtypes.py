@@ -92,30 +92,3 @@ def scalar_dtype(value):
     if isinstance(value, (int, np.integer)):
         return int64
     return _default_float
-
-
-def result_type(*operands):
-    """PyTorch's ``result_type`` over tensors and Python scalars.
-
-    Operands fall into three tiers: tensors with dimensions, zero-dimensional
-    tensors, and Python numbers. A lower tier only matters when its category
-    (bool < integer < floating) is higher than every tier above it, and a
-    Python number then contributes its category's default dtype.
-    """
-    from .tensor import Tensor  # dtypes sits below tensor in the import order
-    tiers = [None, None, None]
-    for x in operands:
-        if isinstance(x, Tensor):
-            tier, d = (0 if x.ndim else 1), x.dtype
-        else:
-            tier, d = 2, scalar_dtype(x)
-        tiers[tier] = d if tiers[tier] is None else promote_types(tiers[tier], d)
-    result = None
-    for d in tiers:
-        if d is None:
-            continue
-        if result is None:
-            result = d
-        elif d.kind > result.kind:
-            result = promote_types(result, d)
-    return result

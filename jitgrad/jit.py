@@ -33,6 +33,7 @@ import numpy as np
 
 from . import lazy as _lazy
 from .autograd.grad_mode import is_grad_enabled
+from .core.constants import shared_ones
 from .kernels.cpu.index import class_positions as _class_positions
 from .tensor import Tensor
 
@@ -148,7 +149,7 @@ def _same(x, y):
         return isinstance(y, list) and len(x) == len(y) and all(map(_same, x, y))
     if isinstance(x, tuple):
         return isinstance(y, tuple) and len(x) == len(y) and all(map(_same, x, y))
-    if isinstance(x, (Tensor, _lazy.Program, _lazy._TrainEntry)) or hasattr(x, "param_groups") \
+    if isinstance(x, (Tensor, _lazy.Program, _lazy.CachedStep)) or hasattr(x, "param_groups") \
             or hasattr(x, "last_epoch"):
         return x is y
     if isinstance(x, np.dtype):
@@ -228,8 +229,7 @@ def _prepare(ev, args):
 
 
 def _ones(shape, dtype):
-    from .autograd.engine import _ones
-    return Tensor._make(_ones(shape, dtype))
+    return Tensor._make(shared_ones(shape, dtype))
 
 
 def _resolve(source, args, done):

@@ -15,6 +15,7 @@ import numpy as np
 from . import dtypes as dt
 from ._tensor_str import tensor_repr
 from .autograd.graph import AccumulateGrad, _Handle
+from .core.state import _leaf_epoch as _lazy_leaf_epoch
 
 
 class Size(tuple):
@@ -67,13 +68,21 @@ def _check_device(dev):
             "(device='cpu'); the numba.cuda backend is a separate, optional component.")
 
 
-_realize = None      # set by jitgrad.lazy: computes pending tensors
-_Pending = None      # set by jitgrad.lazy: the class of a not-yet-made grad_fn
-_materialize = None  # set by jitgrad.lazy: makes a deferred grad_fn (and its inputs')
-_changing = None     # set by jitgrad.lazy: called before a tensor's autograd state changes
-_tls = None  # set by jitgrad.lazy: per thread, the jitgrad.jit capture watching, if any
-_run_cached_step = None  # set by jitgrad.lazy: backward() from a cached Program
-_lazy_leaf_epoch = [0]   # replaced by jitgrad.lazy's _leaf_epoch
+# The lazy runtime sits above this module and installs these when it is imported
+# (``install_runtime``); a tensor reaches them as module globals, with no import per access.
+_realize = None      # computes a pending tensor
+_Pending = None      # the class of a recorded output (also a not-yet-made grad_fn)
+_materialize = None  # makes a deferred grad_fn (and its inputs')
+_changing = None     # called before a tensor's autograd state changes
+_tls = None          # per thread: the recorder, and the jitgrad.jit capture watching, if any
+_pending_alias = None  # a pending tensor that takes another's value
+
+
+def install_runtime(realize, pending_class, materialize, changing, per_thread, alias):
+    """Install the lazy runtime's entry points (jitgrad.lazy calls this once, when imported)."""
+    global _realize, _Pending, _materialize, _changing, _tls, _pending_alias
+    _realize, _Pending, _materialize = realize, pending_class, materialize
+    _changing, _tls, _pending_alias = changing, per_thread, alias
 
 
 def _user_read():
@@ -140,8 +149,7 @@ class Tensor:
         ``version=False``); a tensor whose segment has not run yet (or any pending one,
         under a jitgrad.jit capture) has a pending alias."""
         if self._value is None and (self._lazy.seg.program is None or _tls.capture is not None):
-            from .lazy import alias
-            t = alias(self)  # (an op of the segment being recorded)
+            t = _pending_alias(self)  # (an op of the segment being recorded)
             # it shares storage, but is no view for autograd (PyTorch's detach() and .data
             # have no _base): an in-place write through it must not rebase our history
             t.__dict__.pop("_base", None)
@@ -293,18 +301,6 @@ class Tensor:
             acc = AccumulateGrad(self)
             self._accumulator = weakref.ref(acc)
         return acc
-
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        """Compute the gradient of this tensor w.r.t. graph leaves (a vector-Jacobian product).
-
-        ``gradient`` is the vector ``v`` (same shape as this tensor); it may be
-        omitted for a scalar, where it is 1.
-        """
-        if (gradient is None and inputs is None and not create_graph and self._value is None
-                and self._requires_grad and _run_cached_step(self, bool(retain_graph))):
-            return  # a lazy training step whose Program is cached: run, no engine
-        from .autograd.engine import backward
-        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     @property
     def data(self):
@@ -499,7 +495,33 @@ class Tensor:
         return new
 
 
-# --- helpers shared with ops.py ---------------------------------------------------
+def result_type(*operands):
+    """PyTorch's ``result_type`` over tensors and Python scalars.
+
+    Operands fall into three tiers: tensors with dimensions, zero-dimensional
+    tensors, and Python numbers. A lower tier only matters when its category
+    (bool < integer < floating) is higher than every tier above it, and a
+    Python number then contributes its category's default dtype.
+    """
+    tiers = [None, None, None]
+    for x in operands:
+        if isinstance(x, Tensor):
+            tier, d = (0 if x.ndim else 1), x.dtype
+        else:
+            tier, d = 2, dt.scalar_dtype(x)
+        tiers[tier] = d if tiers[tier] is None else dt.promote_types(tiers[tier], d)
+    result = None
+    for d in tiers:
+        if d is None:
+            continue
+        if result is None:
+            result = d
+        elif d.kind > result.kind:
+            result = dt.promote_types(result, d)
+    return result
+
+
+# --- helpers shared with ops/ ---------------------------------------------------
 
 def _dim(d, ndim):
     """Normalise a possibly negative dim, with PyTorch's IndexError."""

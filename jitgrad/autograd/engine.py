@@ -10,6 +10,7 @@ import numpy as np
 from .grad_mode import no_grad, set_grad_enabled
 from .anomaly_mode import check_grads, is_anomaly_enabled
 from .graph import AccumulateGrad
+from ..core.constants import shared_ones as _ones
 from .. import lazy as _lazy
 from ..lazy import is_lazy, train_step
 from ..lazy import step_cache as _step_cache
@@ -40,23 +41,6 @@ def _run_hooks(hooks, grad):
         if result is not None:
             grad = result
     return grad
-
-
-_ONES = {}
-
-
-def _ones(shape, dtype):
-    """A read-only array of ones (the implicit gradient of a scalar output), shared."""
-    ones = _ONES.get((shape, dtype))
-    if ones is None:
-        if len(_ONES) > 64:
-            _ONES.clear()
-        ones = _ONES[(shape, dtype)] = np.ones(shape, dtype)
-        ones.flags.writeable = False
-    return ones
-
-
-_step_cache._ones = _ones
 
 
 def _make_grads(outputs, grad_outputs):
@@ -262,4 +246,4 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return result
 
 
-_step_cache._accumulate_leaf = _accumulate_leaf  # cached training steps hand gradients out through it
+_step_cache.set_leaf_accumulator(_accumulate_leaf)

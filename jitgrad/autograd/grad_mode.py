@@ -14,13 +14,19 @@ def is_grad_enabled():
     return _state.enabled
 
 
-_on_set = None  # set by jitgrad.lazy: told the thread's new mode (its recorder keeps a copy)
+_listeners = []  # told each new mode of the thread that set it (see on_set)
+
+
+def on_set(listener):
+    """Call ``listener(enabled)`` whenever a thread sets its grad mode, in that thread (the
+    lazy recorder keeps a copy of it on the segment it records)."""
+    _listeners.append(listener)
 
 
 def _set(enabled):
     _state.enabled = enabled = bool(enabled)
-    if _on_set is not None:
-        _on_set(enabled)
+    for listener in _listeners:
+        listener(enabled)
 
 
 class _Mode:

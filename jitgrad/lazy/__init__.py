@@ -36,7 +36,7 @@ from .deferred import freeze, materialize
 from .realization import changing, flush, realize, settle, _realize_tensor
 from .recorder import ALIAS, _layout, alias, binary_lane, record, unary_lane
 from .segment import Pending, Segment, _tls
-from .step_cache import (_TrainEntry, home_grad, release_home, run_cached_step,
+from .step_cache import (CachedStep, home_grad, release_home, run_cached_step,
                          train_step)
 
 __all__ = ["ALIAS", "Pending", "Program", "Segment", "alias", "binary_lane", "changing",
@@ -44,16 +44,11 @@ __all__ = ["ALIAS", "Pending", "Program", "Segment", "alias", "binary_lane", "ch
            "realize", "record", "release_home", "run_cached_step", "set_mode", "settle",
            "train_step", "unary_lane"]
 
-# Tensor reaches these without an import per access
-_tensor._realize, _tensor._Pending, _tensor._materialize = _realize_tensor, Pending, materialize
-_tensor._changing = changing
-_tensor._lazy_leaf_epoch = _leaf_epoch
-_tensor._tls = _tls
-_tensor._run_cached_step = run_cached_step
+_tensor.install_runtime(_realize_tensor, Pending, materialize, changing, _tls, alias)
 
 
 def _grad_mode_set(enabled):
     _tls.rec.grad = enabled
 
 
-_grad_mode._on_set = _grad_mode_set
+_grad_mode.on_set(_grad_mode_set)

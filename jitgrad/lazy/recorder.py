@@ -11,7 +11,7 @@ from ..core.state import _STATE
 from ..dtypes import _FROM_NP as _DTYPES
 from .realization import _attrs_key, _realize_segment
 from .segment import Pending, _tls
-from .trie import _Step, _trie_size
+from .trie import TrieNode, _trie_size
 
 _Tensor = _tensor.Tensor
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -415,7 +415,7 @@ def _unbind(rec, n_ext):
 def _new_step(op, inputs, operands, attrs, name, parent):
     """Check ``op`` on its inputs' metadata (errors raise here, at the call site) and
     decide how it is recorded; None when its float dtype differs from the segment's."""
-    step = _Step(parent.fdtype, parent.deferred)
+    step = TrieNode(parent.fdtype, parent.deferred)
     if op.lower is None:
         step.mode = -1
         return step

@@ -1,5 +1,5 @@
 """The data the recorder builds: ``Segment`` (one recorded run of ops), ``Pending`` (one
-recorded output), ``_Recording`` (the segment a thread is recording) and the per-thread
+recorded output), ``SegmentRecorder`` (the segment a thread is recording) and the per-thread
 state that holds it."""
 import sys
 import threading
@@ -23,7 +23,7 @@ class Segment:
                  "__weakref__")
 
     def __init__(self, owner):
-        self.owner = owner  # the _Recording that records into it
+        self.owner = owner  # the SegmentRecorder that records into it
         self.program = self.arena = None
         self.released = self.materialized = False
         self.root = None  # a replayed step's loss, weakly (see give_back)
@@ -115,7 +115,7 @@ class Pending:
         return v
 
 
-class _Recording:
+class SegmentRecorder:
     """The segment being recorded: its outputs, the realized tensors it reads (``ext``:
     each bound once, by first use; ``slots``: id -> place, for ``ext[:bound]``) and its
     place in the trie.
@@ -149,14 +149,14 @@ class _Recording:
         self.bound = len(ext)
 
 
-class _PerThread(threading.local):
+class PerThread(threading.local):
     """What each thread records into: its segment, and the jitgrad.jit capture watching
     it (``quiet`` > 0 while the runtime itself, not the user, reads values)."""
 
     def __init__(self):
-        self.rec = _Recording()
+        self.rec = SegmentRecorder()
         self.capture = None
         self.quiet = 0
 
 
-_tls = _PerThread()
+_tls = PerThread()

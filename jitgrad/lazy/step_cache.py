@@ -17,6 +17,7 @@ from weakref import ref as _weakref
 import numpy as np
 
 from ..autograd.anomaly_mode import _state as _anomaly_state
+from ..core.constants import shared_ones as _ones
 from ..core.state import _leaf_epoch, _stats
 from ..runtime.program import _address
 from .. import tensor as _tensor
@@ -29,15 +30,22 @@ _Tensor = _tensor.Tensor
 _NONES = itertools.repeat(None)
 
 
-_accumulate_leaf = None  # set by jitgrad.autograd.engine (which imports this module)
+_accumulate_leaf = None  # the engine's (see set_leaf_accumulator)
+
+
+def set_leaf_accumulator(accumulate_leaf):
+    """Hand gradients to leaves through ``accumulate_leaf(leaf, grad, create_graph, owned=)``:
+    the autograd engine's, which sits above this module and registers it when imported."""
+    global _accumulate_leaf
+    _accumulate_leaf = accumulate_leaf
 
 
 def train_step(root, seed, retain_graph):
     """Run ``root.backward(seed)`` from a cached Program (returns True), or return a
     recorder that registers this step's Program after the engine has traced it, or None
     when the step is not eligible (hooks, a grad_fn already made, ...)."""
-    entry = _train_entry(root, seed)
-    if entry is None or entry.__class__ is _Recorder:
+    entry = _cached_step(root, seed)
+    if entry is None or entry.__class__ is StepRecorder:
         if _tls.capture is not None:
             _tls.capture.fail("backward ran the autograd engine (a first step, hooks, ...)")
         return entry
@@ -71,7 +79,6 @@ def run_cached_step(root, retain_graph):
     return True
 
 
-_ones = None  # set by jitgrad.autograd.engine: a shared read-only array of ones
 
 
 def _numel(shape):
@@ -101,7 +108,7 @@ def _run_entry(entry, seed, retain_graph, hand=None):
     entry.run(seed, retain_graph, hand)
 
 
-def _train_entry(root, seed):
+def _cached_step(root, seed):
     p = root._lazy
     if seed._value is None or not _eligible(p):
         return None
@@ -110,7 +117,7 @@ def _train_entry(root, seed):
     node = rec.node
     entry = node.train.get(key) if node.train is not None else None
     if entry is None:
-        return _Recorder(rec.seg, node, key, len(rec.recs), list(rec.ext), seed)
+        return StepRecorder(rec.seg, node, key, len(rec.recs), list(rec.ext), seed)
     return entry
 
 
@@ -120,7 +127,7 @@ def _has_arrays(obj):
     return isinstance(obj, tuple) and any(_has_arrays(x) for x in obj)
 
 
-class _Recorder:
+class StepRecorder:
     """Realizes a traced training step and files it under the forward's trie node."""
 
     def __init__(self, seg, node, key, n_fwd, fwd_ext, seed):
@@ -190,10 +197,10 @@ class _Recorder:
             else:
                 source = ("const", g._data.copy())
             grads.append((slot, int(np.prod(leaf._shape, dtype=np.int64)), source))
-        return _TrainEntry(program, extra, index_specs, grads, self.key[0])
+        return CachedStep(program, extra, index_specs, grads, self.key[0])
 
 
-class _TrainEntry:
+class CachedStep:
     def __init__(self, program, extra, index_specs, grads, root_pos):
         self.program, self.extra, self.index_specs, self.grads = program, extra, index_specs, grads
         self.root_pos = root_pos  # where the loss is among the forward's ops
@@ -221,7 +228,7 @@ class _TrainEntry:
     def run_bound(self, ext, recs, seed, retain_graph, indices=None, hand=None):
         """Run on the forward's inputs ``ext`` and index arrays (``indices``, or made from
         the ops ``recs``), hand the gradients to the leaves; returns ``(program, arena)``.
-        ``hand``: this entry's ``_HandOut``, when the caller found it current for ``ext``.
+        ``hand``: this entry's ``GradHandout``, when the caller found it current for ``ext``.
 
         When every computed gradient's leaf has an optimizer home in one gradient arena
         and no gradient yet (after ``zero_grad()``) nor hooks, the Program writes the
@@ -244,8 +251,8 @@ class _TrainEntry:
         if hand is None:  # (it keeps no arena views: the arena is reused when unreferenced)
             hand = self._hand
             if hand is None or hand.epoch != _leaf_epoch[0] or not hand.fits(ext):
-                hand = self._hand = _HandOut(self, ext)
-        homes = hand.homes  # (the leaves have no hooks, and these homes: see _HandOut)
+                hand = self._hand = GradHandout(self, ext)
+        homes = hand.homes  # (the leaves have no hooks, and these homes: see GradHandout)
         program = self.program
         if homes is not None:  # the gradient tensors, before the Program writes the homes
             # (home_grad inline: the tensor given last time, taken again as it is)
@@ -279,7 +286,7 @@ class _TrainEntry:
         return program, arena
 
 
-class _HandOut:
+class GradHandout:
     """Where a training step's gradients go for one list of inputs ``ext``: ``computed``,
     per gradient the Program computes, (leaf, arena offset, size); ``homed`` and ``homes``
     (for ``Program.execute``), set when all those leaves have homes the Program can write

@@ -2,7 +2,7 @@
 that follows one prefix, and holds the Programs of the segments that end there."""
 
 
-class _Step:
+class TrieNode:
     """A node of the trie of recorded op sequences: what is known about the op that
     follows a given prefix with a given key (its outputs, its autograd treatment) and,
     for the sequence ending here, its Programs and cached training steps."""
@@ -22,11 +22,11 @@ class _Step:
         #                      interpreter does not cover it (runs eagerly)
         self.fdtype = fdtype  # the float dtype of the segment's Program (one per Program)
         self.programs = None  # outputs that must be contiguous -> Program
-        self.train = None    # (root position, seed dtype) -> _TrainEntry
+        self.train = None    # (root position, seed dtype) -> CachedStep
 
 MAX_TRIE = 200_000    # trie nodes kept before the trie (and its Programs) is dropped
 
-_ROOT = _Step()
+_ROOT = TrieNode()
 
 _trie_size = [0]
 
@@ -35,4 +35,4 @@ def restart_if_full():
     """Start the trie (and its Programs) afresh once ever-new sequences made it too large."""
     global _ROOT
     if _trie_size[0] > MAX_TRIE:
-        _ROOT, _trie_size[0] = _Step(), 0
+        _ROOT, _trie_size[0] = TrieNode(), 0

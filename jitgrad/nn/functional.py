@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from .. import ops
-from ..runtime.backends import cpu as _launch
+from ..runtime.backends import cpu
 from .. import lazy as _lazy
 from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..kernels.cpu import conv as _conv
@@ -175,7 +175,7 @@ _POOL_GATHER = ops.defop(
 
 
 def _erf_forward(x):
-    x = _launch.contiguous(x)  # (np.ascontiguousarray would turn a 0-d array into 1-d)
+    x = cpu.contiguous(x)  # (np.ascontiguousarray would turn a 0-d array into 1-d)
     out = np.empty(x.shape, x.dtype)
     _special.erf(x.reshape(-1), out.reshape(-1))
     return out
@@ -560,11 +560,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
 # --- losses -----------------------------------------------------------------------------
 
 def _mse_forward(x, t, reduction):
-    diff = _launch.binary(ew.SUB, x, t, x.dtype)
-    sq = _launch.binary(ew.MUL, diff, diff, x.dtype)
+    diff = cpu.binary(ew.SUB, x, t, x.dtype)
+    sq = cpu.binary(ew.MUL, diff, diff, x.dtype)
     if reduction == "none":
         return sq
-    total = _launch.reduce(rd.SUM, sq, tuple(range(sq.ndim)), x.dtype)
+    total = cpu.reduce(rd.SUM, sq, tuple(range(sq.ndim)), x.dtype)
     if reduction == "sum":
         return total
     with np.errstate(invalid="ignore"):  # the mean of nothing is NaN, quietly, as in PyTorch
@@ -671,8 +671,8 @@ def _class_last(input, target):
 
 
 def _nll_forward(logp, idx, rows, reduction):
-    losses = np.negative(_launch.gather(logp, idx))
-    total = _launch.reduce(rd.SUM, losses, (0,), logp.dtype)
+    losses = np.negative(cpu.gather(logp, idx))
+    total = cpu.reduce(rd.SUM, losses, (0,), logp.dtype)
     return total / logp.dtype.type(idx.shape[0]) if reduction == "mean" else total
 
 

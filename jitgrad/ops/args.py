@@ -7,8 +7,8 @@ import numpy as np
 from .. import dtypes as dt
 from .. import lazy as _lazy
 from ..core.shapes import broadcast_shape as _broadcast_shape
-from ..runtime.backends import cpu as L
-from ..tensor import Tensor
+from ..runtime.backends import cpu
+from ..tensor import Tensor, result_type
 from ..tensor import _dim
 
 _WRAPPED = {}
@@ -56,7 +56,7 @@ def _check_tensor(x, fn):
 
 
 def _as(a, d):
-    return a if a.dtype == d else L.cast(a, d)
+    return a if a.dtype == d else cpu.cast(a, d)
 
 
 def _promote(a, b, name=None):
@@ -72,7 +72,7 @@ def _promote(a, b, name=None):
             return a, _wrap(b, d), d
     _check_operand(a, "input", name, 1)
     _check_operand(b, "other", name, 2)
-    d = dt.result_type(a, b)
+    d = result_type(a, b)
     a = a if isinstance(a, Tensor) else _wrap(a, d)
     b = b if isinstance(b, Tensor) else _wrap(b, d)
     _broadcast_shape(a.shape, b.shape)

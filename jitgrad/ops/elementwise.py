@@ -7,8 +7,8 @@ from .. import dtypes as dt
 from ..core.shapes import broadcast_shape as _broadcast_shape
 from ..kernels.cpu import elementwise as ew
 from ..lazy import recorder as _recorder
-from ..runtime.backends import cpu as L
-from ..tensor import Tensor
+from ..runtime.backends import cpu
+from ..tensor import Tensor, result_type
 from .args import _C_NAMES, _as, _check_operand, _layout, _not_implemented, _promote, _wrap
 from .dispatch import apply
 from .registry import _broadcast_meta, _cast_meta, _compare_meta, _same_meta, defop
@@ -20,7 +20,7 @@ _NO_ATTRS = {}  # shared by the lazy lanes: nothing writes to an op's attrs
 
 
 def _unary(name, code, grad_fn_name, vjp, save, keeps_int=False):
-    op = defop(name, lambda x: L.unary(code, x), vjp, save, meta=_same_meta,
+    op = defop(name, lambda x: cpu.unary(code, x), vjp, save, meta=_same_meta,
                lower=lower_unary(code))
 
     def fn(input):
@@ -71,7 +71,7 @@ def square(input):
 
 
 def _binary_forward(code):
-    return lambda a, b, dtype: L.binary(code, _as(a, dtype), _as(b, dtype), dtype)
+    return lambda a, b, dtype: cpu.binary(code, _as(a, dtype), _as(b, dtype), dtype)
 
 
 def _maximum_vjp(c, g, loses):
@@ -258,7 +258,7 @@ def _lower_pow_scalar(lw, p):
 
 
 _POW_SCALAR = defop(
-    "pow_scalar", lambda x, exponent: L.pow_scalar(x, exponent),
+    "pow_scalar", lambda x, exponent: cpu.pow_scalar(x, exponent),
     lambda c, g: (g * 0 if c.attrs["exponent"] == 0 else
                   g * c.attrs["exponent"] * pow(c.saved(0), c.attrs["exponent"] - 1),), (0,),
     meta=_same_meta, lower=_lower_pow_scalar)
@@ -270,7 +270,7 @@ def _lower_rpow(lw, p):
     return out
 
 
-_RPOW = defop("rpow", lambda x, base, dtype: L.binary(ew.POW, np.array(base, dtype),
+_RPOW = defop("rpow", lambda x, base, dtype: cpu.binary(ew.POW, np.array(base, dtype),
                                                        _as(x, dtype), dtype),
               lambda c, g: (_rpow_grad(c, g),), (0, "out"),
               meta=_cast_meta, lower=_lower_rpow)
@@ -288,10 +288,10 @@ def pow(input, exponent):
     if not isinstance(input, Tensor):
         _check_operand(input, "self")
         _check_operand(exponent, "exponent")
-        d = dt.result_type(input, exponent)
+        d = result_type(input, exponent)
         return apply(_RPOW, [exponent], "PowBackward2", base=input, dtype=d.np)
     if isinstance(exponent, (numbers.Number, np.generic)) and not isinstance(exponent, bool):
-        d = dt.result_type(input, exponent)
+        d = result_type(input, exponent)
         if not d.is_floating_point and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
         x = input if input.dtype is d else input.to(d)
@@ -317,7 +317,7 @@ def minimum(input, other):
 
 
 def _compare(name, code):
-    op = defop(name, lambda a, b, dtype: L.compare(code, _as(a, dtype), _as(b, dtype)),
+    op = defop(name, lambda a, b, dtype: cpu.compare(code, _as(a, dtype), _as(b, dtype)),
                meta=_compare_meta, lower=lower_binary(code, interp.COMPARE))
 
     def fn(input, other):
@@ -390,7 +390,7 @@ def _lower_where(lw, p):
     return out
 
 
-_WHERE = defop("where", lambda a, b, cond, dtype: L.where(cond._data, _as(a, dtype), _as(b, dtype)),
+_WHERE = defop("where", lambda a, b, cond, dtype: cpu.where(cond._data, _as(a, dtype), _as(b, dtype)),
                lambda c, g: (where(c.attrs["cond"], g, 0.0) if c.needs_input_grad[0] else None,
                              where(c.attrs["cond"], 0.0, g) if c.needs_input_grad[1] else None),
                meta=lambda metas, cond, dtype: [(_broadcast_shape(
@@ -426,7 +426,7 @@ def masked_fill(input, mask, value):
 
 def _clamp_tensor_forward(x, lo, hi, dtype):
     x, lo, hi = _as(x, dtype), _as(lo, dtype), _as(hi, dtype)
-    return L.binary(ew.MINIMUM, L.binary(ew.MAXIMUM, x, lo, dtype), hi, dtype)
+    return cpu.binary(ew.MINIMUM, cpu.binary(ew.MAXIMUM, x, lo, dtype), hi, dtype)
 
 
 def _clamp_tensor_vjp(c, g):
@@ -449,7 +449,7 @@ def _lower_clamp(lw, p):
 
 _CLAMP_T = defop("clamp_tensor", _clamp_tensor_forward, _clamp_tensor_vjp, (0, 1, 2),
                  meta=lambda m, dtype: [(_broadcast_shape(m[0][0], m[1][0], m[2][0]), dtype)])
-_CLAMP = defop("clamp", lambda x, lo, hi: L.clamp(x, lo, hi),
+_CLAMP = defop("clamp", lambda x, lo, hi: cpu.clamp(x, lo, hi),
                lambda c, g: (where((c.saved(0) >= c.attrs["lo"]) & (c.saved(0) <= c.attrs["hi"]),
                                    g, 0.0),), (0,), meta=_same_meta, lower=_lower_clamp)
 
@@ -459,13 +459,13 @@ def clamp(input, min=None, max=None):
     if min is None and max is None:
         raise RuntimeError("jitgrad.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        d = dt.result_type(input, *(v for v in (min, max) if v is not None))
+        d = result_type(input, *(v for v in (min, max) if v is not None))
         inf = np.inf if d.is_floating_point else np.iinfo(d.np).max
         lo = min if isinstance(min, Tensor) else _wrap(-inf if min is None else min, d)
         hi = max if isinstance(max, Tensor) else _wrap(inf if max is None else max, d)
         _broadcast_shape(input.shape, lo.shape, hi.shape)
         return apply(_CLAMP_T, [input, lo, hi], "ClampBackward0", dtype=d.np)
-    d = dt.result_type(input, *(v for v in (min, max) if v is not None))
+    d = result_type(input, *(v for v in (min, max) if v is not None))
     x = input if input.dtype is d else input.to(d)
     inf = np.inf if d.is_floating_point else np.iinfo(d.np).max
     lo = -inf if min is None else min
@@ -491,12 +491,12 @@ def _lower_overwrite(lw, p):
 
 
 OVERWRITE = defop(
-    "overwrite", lambda old, src: L.cast(src, old.dtype, old.shape),
+    "overwrite", lambda old, src: cpu.cast(src, old.dtype, old.shape),
     lambda c, g: (g * 0 if c.needs_input_grad[0] else None, g if c.needs_input_grad[1] else None),
     meta=lambda metas: [metas[0]], lower=_lower_overwrite)
-_CAST = defop("to_copy", lambda x, dtype: L.cast(x, dtype), lambda c, g: (g,), meta=_cast_meta,
+_CAST = defop("to_copy", lambda x, dtype: cpu.cast(x, dtype), lambda c, g: (g,), meta=_cast_meta,
               lower=lower_copy)
-_CLONE = defop("clone", lambda x: L.cast(x, x.dtype), lambda c, g: (g,), meta=_same_meta,
+_CLONE = defop("clone", lambda x: cpu.cast(x, x.dtype), lambda c, g: (g,), meta=_same_meta,
                lower=lower_copy)
 
 

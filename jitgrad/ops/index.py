@@ -7,7 +7,7 @@ from .. import lazy as _lazy
 from ..core.shapes import as_view_key as _as_view_key
 from ..core.shapes import fake_array
 from ..core.shapes import flat_positions as _flat_positions
-from ..runtime.backends import cpu as L
+from ..runtime.backends import cpu
 from ..tensor import Tensor
 from ..tensor import _dim
 from .args import _wrap
@@ -49,13 +49,13 @@ def _lower_index_add(lw, p):
     return out
 
 
-_INDEX_ADD = defop("index_add", lambda g, shape, idx, key=None: L.scatter_add(g, idx, shape),
+_INDEX_ADD = defop("index_add", lambda g, shape, idx, key=None: cpu.scatter_add(g, idx, shape),
                    lambda c, g: (take(g, c.attrs["idx"]),),
                    meta=lambda metas, shape, idx, key=None: [(tuple(shape), metas[0][1])],
                    lower=_lower_index_add)
 # ``rows``, when given, is ``(labels, classes)`` with ``idx == arange(n) * classes + labels``:
 # how the positions follow from a tensor, so a jitgrad.jit replay can rebuild them
-_TAKE = defop("take", lambda x, idx, rows=None: L.gather(x, idx),
+_TAKE = defop("take", lambda x, idx, rows=None: cpu.gather(x, idx),
               lambda c, g: (apply(_INDEX_ADD, [g], "IndexAddBackward0",
                                   shape=c._inputs_meta[0][0], idx=c.attrs["idx"]),),
               meta=lambda metas, idx, rows=None: [(idx.shape, metas[0][1])], lower=_lower_take)
@@ -102,7 +102,7 @@ def _lower_index_put(lw, p):
 
 
 _INDEX_PUT = defop("index_put",
-                   lambda x, v, idx: L.index_put(x, idx, v),
+                   lambda x, v, idx: cpu.index_put(x, idx, v),
                    lambda c, g: (apply(_INDEX_PUT, [g, _wrap(0, g.dtype)], "IndexPutBackward0",
                                        idx=c.attrs["idx"]) if c.needs_input_grad[0] else None,
                                  take(g, c.attrs["idx"]) if c.needs_input_grad[1] else None),

@@ -7,7 +7,7 @@ from ..autograd.graph import node_class
 from ..core.shapes import broadcast_shape as _broadcast_shape
 from ..core.shapes import fake_array
 from ..kernels.cpu import elementwise as ew
-from ..runtime.backends import cpu as L
+from ..runtime.backends import cpu
 from ..tensor import Tensor
 from .args import _C_NAMES
 from .dispatch import apply
@@ -46,11 +46,11 @@ def _lower_bmm(lw, p):
     return out
 
 
-_MM = defop("mm", lambda a, b: L.mm(a, b),
+_MM = defop("mm", lambda a, b: cpu.mm(a, b),
             lambda c, g: (mm(g, c.saved(1).t()) if c.needs_input_grad[0] else None,
                           mm(c.saved(0).t(), g) if c.needs_input_grad[1] else None), (0, 1),
             meta=lambda m: [((m[0][0][0], m[1][0][1]), m[0][1])], lower=_lower_mm)
-_BMM = defop("bmm", lambda a, b: L.bmm(a, b),
+_BMM = defop("bmm", lambda a, b: cpu.bmm(a, b),
              lambda c, g: (bmm(g, c.saved(1).transpose(1, 2)) if c.needs_input_grad[0] else None,
                            bmm(c.saved(0).transpose(1, 2), g) if c.needs_input_grad[1] else None),
              (0, 1), meta=lambda m: [((m[0][0][0], m[0][0][1], m[1][0][2]), m[0][1])],
@@ -84,11 +84,11 @@ def bmm(input, mat2):
     return apply(_BMM, [input, mat2], "BmmBackward0")
 
 
-_DOT = defop("dot", lambda a, b: L.mm(a.reshape(1, -1), b.reshape(-1, 1)).reshape(()),
+_DOT = defop("dot", lambda a, b: cpu.mm(a.reshape(1, -1), b.reshape(-1, 1)).reshape(()),
              lambda c, g: (g * c.saved(1) if c.needs_input_grad[0] else None,
                            g * c.saved(0) if c.needs_input_grad[1] else None), (0, 1),
              meta=lambda m: [((), m[0][1])], lower=_lower_mm)
-_MV = defop("mv", lambda a, v: L.mm(a, v.reshape(-1, 1)).reshape(-1),
+_MV = defop("mv", lambda a, v: cpu.mm(a, v.reshape(-1, 1)).reshape(-1),
             lambda c, g: (mm(g.reshape(-1, 1), c.saved(1).reshape(1, -1))
                           if c.needs_input_grad[0] else None,
                           mv(c.saved(0).t(), g) if c.needs_input_grad[1] else None), (0, 1),
@@ -120,8 +120,8 @@ def mv(input, vec):
 
 
 def _linear_forward(x, w, b=None):
-    out = L.mm(x, w.T)
-    return out if b is None else L.binary(ew.ADD, out, b, out.dtype)
+    out = cpu.mm(x, w.T)
+    return out if b is None else cpu.binary(ew.ADD, out, b, out.dtype)
 
 
 def _linear_vjp(c, g):
@@ -174,7 +174,7 @@ _ACTIVATIONS = {"tanh": (ew.TANH, "TanhBackward0", tanh_backward),
 
 
 def _linear_act_forward(x, w, b, act):
-    return L.unary(_ACTIVATIONS[act][0], _linear_forward(x, w, b))
+    return cpu.unary(_ACTIVATIONS[act][0], _linear_forward(x, w, b))
 
 
 def _linear_act_vjp(c, g):

@@ -10,7 +10,7 @@ from .. import lazy as _lazy
 from ..core.shapes import keep_shape as _keep_shape
 from ..kernels.cpu import elementwise as ew
 from ..kernels.cpu import reduce as rd
-from ..runtime.backends import cpu as L
+from ..runtime.backends import cpu
 from ..tensor import Tensor
 from ..tensor import _dim
 from ..tensor import arange
@@ -31,7 +31,7 @@ def _expand_grad(g, c):
 
 def _reduce_forward(code):
     def forward(x, dims, keepdim, dtype):
-        out = L.reduce(code, x, dims, dtype)
+        out = cpu.reduce(code, x, dims, dtype)
         return out.reshape(_keep_shape(x.shape, dims)) if keepdim else out
     return forward
 
@@ -207,7 +207,7 @@ _ARGMAX = defop("argmax", lambda x, dim, keepdim, code: _arg_forward(x, dim, kee
 
 
 def _arg_forward(x, dim, keepdim, code):
-    out = L.arg_reduce(code, x, dim)
+    out = cpu.arg_reduce(code, x, dim)
     if keepdim:
         out = out.reshape((1,) * x.ndim if dim is None else _keep_shape(x.shape, [dim]))
     return out
@@ -260,7 +260,7 @@ _SELECT_MAX = defop(
 
 
 def _select_forward(x, dim, keepdim, code):
-    idx = L.arg_reduce(code, x, dim)
+    idx = cpu.arg_reduce(code, x, dim)
     vals = np.take_along_axis(x, np.expand_dims(idx, dim), dim)
     return vals if keepdim else vals.reshape(idx.shape)
 
@@ -288,7 +288,7 @@ def _max_min(input, dim, keepdim, other, code, name):
         return _MaxMin(input.clone(), Tensor._make(np.array(0, np.int64)), code)
     values = apply(_SELECT_MAX, [input], "MaxBackward0" if code == rd.ARGMAX else "MinBackward0",
                    dim=dim, keepdim=keepdim, code=code)
-    indices = Tensor._make(L.arg_reduce(code, input._data, dim))
+    indices = Tensor._make(cpu.arg_reduce(code, input._data, dim))
     if keepdim:
         indices = Tensor._make(np.expand_dims(indices._data, dim))
     if values.grad_fn is not None:
@@ -358,12 +358,12 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def _var_forward(x, dims, keepdim, denom):
     n = builtins.max(1, int(np.prod([x.shape[d] for d in dims])))
-    mu = L.binary(ew.DIV, L.reduce(rd.SUM, x, dims, x.dtype).reshape(_keep_shape(x.shape, dims)),
+    mu = cpu.binary(ew.DIV, cpu.reduce(rd.SUM, x, dims, x.dtype).reshape(_keep_shape(x.shape, dims)),
                   np.array(n, x.dtype), x.dtype)
-    centred = L.binary(ew.SUB, x, mu, x.dtype)
-    sq = L.binary(ew.MUL, centred, centred, x.dtype)
+    centred = cpu.binary(ew.SUB, x, mu, x.dtype)
+    sq = cpu.binary(ew.MUL, centred, centred, x.dtype)
     total = _reduce_forward(rd.SUM)(sq, dims, keepdim, x.dtype)
-    return L.binary(ew.DIV, total, np.array(denom, x.dtype), x.dtype)
+    return cpu.binary(ew.DIV, total, np.array(denom, x.dtype), x.dtype)
 
 
 def _centred(c):
@@ -399,7 +399,7 @@ def _lower_var(sqrt):
 _VAR = defop("var", _var_forward,
              lambda c, g: (_expand_grad(g, c) * 2 * _centred(c) / c.attrs["denom"],), (0,),
              meta=_reduce_meta, lower=_lower_var(False))
-_STD = defop("std", lambda x, **a: L.unary(ew.SQRT, _var_forward(x, **a)),
+_STD = defop("std", lambda x, **a: cpu.unary(ew.SQRT, _var_forward(x, **a)),
              lambda c, g: (_expand_grad(where(c.saved("out") == 0, 0.0, g / c.saved("out")), c)
                            * _centred(c) / c.attrs["denom"],), (0, "out"), meta=_reduce_meta,
              lower=_lower_var(True))
@@ -412,11 +412,11 @@ def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def _lse_forward(x, dims, keepdim):
     keep = _keep_shape(x.shape, dims)
-    m = L.reduce(rd.MAX, x, dims, x.dtype).reshape(keep)
+    m = cpu.reduce(rd.MAX, x, dims, x.dtype).reshape(keep)
     m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
-    shifted = L.unary(ew.EXP, L.binary(ew.SUB, x, m, x.dtype))
-    s = L.reduce(rd.SUM, shifted, dims, x.dtype).reshape(keep)
-    out = L.binary(ew.ADD, L.unary(ew.LOG, s), m, x.dtype)
+    shifted = cpu.unary(ew.EXP, cpu.binary(ew.SUB, x, m, x.dtype))
+    s = cpu.reduce(rd.SUM, shifted, dims, x.dtype).reshape(keep)
+    out = cpu.binary(ew.ADD, cpu.unary(ew.LOG, s), m, x.dtype)
     return out if keepdim else out.reshape(tuple(n for i, n in enumerate(x.shape)
                                                  if i not in dims))
 
@@ -484,11 +484,11 @@ def _lower_softmax(log):
     return lower
 
 
-_SOFTMAX = defop("softmax", lambda x, dim: L.softmax(x, dim, False),
+_SOFTMAX = defop("softmax", lambda x, dim: cpu.softmax(x, dim, False),
                  lambda c, g: (c.saved("out") * (g - sum(g * c.saved("out"), c.attrs["dim"],
                                                            keepdim=True)),), ("out",),
                  meta=_same_meta, lower=_lower_softmax(False))
-_LOG_SOFTMAX = defop("log_softmax", lambda x, dim: L.softmax(x, dim, True),
+_LOG_SOFTMAX = defop("log_softmax", lambda x, dim: cpu.softmax(x, dim, True),
                      lambda c, g: (g - exp(c.saved("out")) * sum(g, c.attrs["dim"],
                                                                  keepdim=True),), ("out",),
                      meta=_same_meta, lower=_lower_softmax(True))

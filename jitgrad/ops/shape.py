@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..tensor import _dim
+from ..tensor import result_type
 from ..tensor import zeros
 from .args import _C_NAMES, _as, _dims, _layout
 from .dispatch import apply
@@ -289,7 +290,7 @@ def cat(tensors, dim=0):
                 raise RuntimeError(
                     f"Sizes of tensors must match except in dimension {d}. Expected size "
                     f"{ref.shape[k]} but got size {x.shape[k]} for tensor number {i} in the list.")
-    dtype = dt.result_type(*parts) if len(parts) > 1 else ref.dtype
+    dtype = result_type(*parts) if len(parts) > 1 else ref.dtype
     for x in tensors:
         dtype = dt.promote_types(dtype, x.dtype)
     return apply(_CAT, tensors, "CatBackward0", dim=d, dtype=dtype.np)

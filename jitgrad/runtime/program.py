@@ -1,12 +1,12 @@
 """A Program: instruction rows over one arena, run by the native interpreter in one call,
-and how it takes in one list of input arrays (``_Plan``)."""
+and how it takes in one list of input arrays (``InputPlan``)."""
 import operator
 import sys
 
 import numpy as np
 
 from ..core.state import _stats
-from ..kernels.cpu import interpreter as I
+from ..kernels.cpu import interpreter as interp
 from .arenas import _kept
 
 _new_object = object.__new__
@@ -59,7 +59,7 @@ class Program:
             _kept(self, arena)
         plan = self._plan
         if plan is None or len(plan.values) != len(values):
-            plan = self._plan = _Plan(self, values)
+            plan = self._plan = InputPlan(self, values)
         elif not all(map(operator.is_, plan.values, values)):
             plan = self._plan = plan.updated(values)
         scalars = plan.table  # read-only 0-d inputs (shared constants) are in it already
@@ -77,9 +77,9 @@ class Program:
             if plan.homes is not homes:
                 plan.homes, plan.homed = homes, plan.where.copy()
                 for buf, address in homes:
-                    plan.homed[buf, I.ADDRESS] = address
+                    plan.homed[buf, interp.ADDRESS] = address
             table = plan.homed
-        I.interpret(self.code, scalars, np.concatenate(indices) if indices else _NO_INDICES,
+        interp.interpret(self.code, scalars, np.concatenate(indices) if indices else _NO_INDICES,
                     arena, table)
         _stats["programs"] += 1
         _stats["instructions"] += len(self.code)
@@ -116,7 +116,7 @@ def _dead():
 _GIVE_BACK = 1 << 16  # bytes: an arena this large is worth finding a kept step's values
 
 
-class _Plan:
+class InputPlan:
     """How a Program takes in one list of input arrays: kept while the same array
     objects come back (parameters, a fixed batch), whose memory stays where it is; a
     new array (a new batch each step) is placed again alone (``updated``).
@@ -153,17 +153,17 @@ class _Plan:
                     and buf not in program.must_copy):
                 address = _address(v)
             else:  # (a view of a strided array's memory: reshape(-1) would copy it now)
-                address = program.table[buf, I.ADDRESS]  # its place in the arena
-                self.copies[k] = (self.where[buf, I.HOME], n,
+                address = program.table[buf, interp.ADDRESS]  # its place in the arena
+                self.copies[k] = (self.where[buf, interp.HOME], n,
                                   v.reshape(-1) if flags.c_contiguous else v)
-            self.where[buf, I.ADDRESS] = address
+            self.where[buf, interp.ADDRESS] = address
             if self.homed is not None:  # (a copy of ``where``)
-                self.homed[buf, I.ADDRESS] = address
+                self.homed[buf, interp.ADDRESS] = address
 
     def updated(self, values):
         """The plan for ``values``, where only the arrays that changed are placed again.
         A new plan: another thread may be running this Program on this one."""
-        new = _new_object(_Plan)
+        new = _new_object(InputPlan)
         new.program, new.values, new.homes = self.program, list(values), self.homes
         new.homed = self.homed.copy() if self.homed is not None else None
         new.copies, new.scalar_inputs = dict(self.copies), dict(self.scalar_inputs)
@@ -178,7 +178,7 @@ class _Plan:
         return new
 
 
-_address = I.address
+_address = interp.address
 
 
 _NO_INDICES = np.zeros(1, np.int64)
