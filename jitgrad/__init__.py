@@ -3,6 +3,11 @@
 ``import jitgrad as jg`` and use it as you would ``torch``: tensors, autograd,
 the same names, defaults and error messages.
 """
+import builtins as _builtins
+import math as _math
+import numbers as _numbers
+import os as _os
+
 from . import autograd
 from . import _methods  # noqa: F401  (binds Tensor methods and operators)
 from ._tensor_str import get_printoptions, printoptions, set_printoptions
@@ -31,6 +36,49 @@ double = float64
 long = int64
 int = int32
 __version__ = "0.1.0"
+pi, e, inf, nan = _math.pi, _math.e, _math.inf, _math.nan
+
+_num_threads = []  # the count ``set_num_threads`` was last given, if it was called
+
+
+def get_num_threads():
+    """The thread count, as ``torch.get_num_threads``: the number last given to
+    ``set_num_threads``; before that, the most threads a loaded BLAS library uses (asked
+    through threadpoolctl when it is installed), else the CPU count. jitgrad's own
+    kernels run on one thread whatever this says; only BLAS (matrix products) may use more.
+    """
+    if _num_threads:
+        return _num_threads[0]
+    try:
+        from threadpoolctl import threadpool_info
+        counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    except ImportError:
+        counts = []
+    return _builtins.max(counts) if counts else (_os.cpu_count() or 1)
+
+
+def set_num_threads(int):  # (PyTorch's parameter name)
+    """Set the thread count, as ``torch.set_num_threads``. jitgrad's own kernels are
+    single-threaded, so they are unaffected; the number limits the BLAS libraries behind
+    matrix products (``mm``, ``matmul``, ``linear``, ``conv2d``: numpy's and SciPy's
+    OpenBLAS, which Numba's ``np.dot`` calls) through threadpoolctl when it is installed
+    (without it, nothing changes), and ``get_num_threads`` returns it afterwards."""
+    n = int
+    if not isinstance(n, _numbers.Integral):
+        raise RuntimeError(f"set_num_threads expects an int, but got {type(n).__name__}")
+    if n <= 0:
+        raise RuntimeError("set_num_threads expects a positive integer")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS np.dot calls in kernels)
+        except ImportError:
+            pass
+        threadpool_limits(limits=_builtins.int(n), user_api="blas")
+    _num_threads[:] = [_builtins.int(n)]
 
 
 def FloatTensor(*args):

@@ -197,6 +197,23 @@ Tensor.zero_, Tensor.fill_, Tensor.copy_ = zero_, fill_, copy_
 Tensor.uniform_, Tensor.normal_ = uniform_, normal_
 
 
+# --- sorting, triangular parts, roll (ops/sorting.py, ops/arrange.py), multinomial -------
+
+for _name in "sort argsort topk tril triu roll".split():
+    setattr(Tensor, _name, _method(getattr(ops, _name)))
+Tensor.tril_ = _inplace_method(ops.tril)
+Tensor.triu_ = _inplace_method(ops.triu)
+
+
+def multinomial(self, num_samples, replacement=False, *, generator=None):
+    """``jitgrad.multinomial(self, ...)``: indices drawn from the rows of ``self``."""
+    from .random import multinomial as _multinomial
+    return _multinomial(self, num_samples, replacement, generator=generator)
+
+
+Tensor.multinomial = multinomial
+
+
 # --- dtype and device conversion -------------------------------------------------------
 
 def to(self, *args, dtype=None, device=None, copy=False, non_blocking=False):

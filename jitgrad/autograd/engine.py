@@ -135,7 +135,12 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
                 if accumulate and (inputs is None or (node, 0) in captures):
                     leaf_grads.append((node.variable, buf[0]))
                 continue
-            in_grads = node.apply(buf)
+            try:
+                in_grads = node.apply(buf)
+            except Exception:
+                if accumulate:  # PyTorch has already accumulated into the leaves it could
+                    _accumulate_ready(nodes, node, buffers, captures, inputs, create_graph)
+                raise
             check_grads(node, in_grads)
             if node._hooks:
                 for hook in node._hooks:
@@ -169,6 +174,24 @@ def run(outputs, grad_outputs, retain_graph, create_graph, inputs=None, allow_un
     if not create_graph:
         _realize_all(result)
     return tuple(result)
+
+
+def _accumulate_ready(nodes, failed, buffers, captures, inputs, create_graph):
+    """Before ``failed``'s error propagates, accumulate the gradients of the leaves that
+    no node from ``failed`` on feeds: PyTorch runs a leaf's ``AccumulateGrad`` as soon as
+    its inputs are complete, so those leaves have their ``.grad`` when it raises."""
+    blocked, after = set(), False
+    for n in nodes:
+        after = after or n is failed
+        if after:
+            blocked.update(fn for fn, _ in n.next_functions if isinstance(fn, AccumulateGrad))
+    ready = [(n.variable, buffers[n][0]) for n in nodes
+             if isinstance(n, AccumulateGrad) and n not in blocked and n in buffers
+             and buffers[n][0] is not None and (inputs is None or (n, 0) in captures)]
+    _realize_all([g for _, g in ready])
+    with set_grad_enabled(create_graph):
+        for leaf, g in ready:
+            _accumulate_leaf(leaf, g, create_graph)
 
 
 def _realize_all(tensors):

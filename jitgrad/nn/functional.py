@@ -38,6 +38,8 @@ tanh = ops.tanh
 sigmoid = ops.sigmoid
 softmax = ops.softmax
 log_softmax = ops.log_softmax
+from .activations import (elu, hardtanh, leaky_relu, one_hot, relu6, silu,  # noqa: E402,F401
+                          softplus)
 
 
 # --- new primitives -------------------------------------------------------------------

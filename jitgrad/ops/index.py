@@ -153,23 +153,40 @@ def _run_index(fn, *args):
         raise IndexError(msg) from None
 
 
-def _index_name(key, advanced):
+def _index_name(key, advanced, shape=None, single=False):
+    """PyTorch's node for a basic index: the last step that did something. In a tuple key
+    a slice over a whole dim (``0::1``, ``0:5`` of 3) does nothing, and a tuple that did
+    nothing records ``AliasBackward0``; a lone slice (``single``) always records a Slice."""
     if advanced:
         return "IndexBackward0"
-    for k in reversed(key):
+    dims, d = [], 0  # the dim each key item indexes
+    for k in key:
+        dims.append(d)
+        if k is Ellipsis:
+            d += (len(shape) if shape is not None else 0) - builtins.sum(
+                1 for j in key if j is not None and j is not Ellipsis)
+        elif k is not None:
+            d += 1
+    for k, d in zip(reversed(key), reversed(dims)):
         if isinstance(k, numbers.Integral):
             return "SelectBackward0"
-        if isinstance(k, slice) and k != slice(None):
+        if isinstance(k, slice) and (single or (
+                k != slice(None) if shape is None else not _whole(k, shape[d]))):
             return "SliceBackward0"
         if k is None:
             return "UnsqueezeBackward0"
-    # only full slices and ``...``: a slice records a Slice node, ``...`` an Alias
-    return "SliceBackward0" if builtins.any(isinstance(k, slice) for k in key) else \
-        "AliasBackward0"
+    # only full slices and ``...``
+    return "SliceBackward0" if single else "AliasBackward0"
+
+
+def _whole(k, n):
+    """PyTorch skips a slice that starts at 0 (not -n), steps 1 and stops at n or beyond."""
+    return (k.start or 0) == 0 and (k.step or 1) == 1 and (k.stop is None or k.stop >= n)
 
 
 def getitem(input, key):
     """``input[key]``: a view for ints, slices, None and ``...``; a copy for tensor indices."""
+    single = type(key) is slice
     key, advanced = _normalise_key(key, input.ndim)
     # raises on bad indices before anything is recorded; zero strides: nothing real is read
     _run_index(lambda: fake_array(input.shape, input._npdtype, (0,) * input.ndim)[key])
@@ -180,8 +197,9 @@ def getitem(input, key):
         # the slice as its input: where it starts is no part of the recorded structure
         # (a Program, and its arena, for each batch otherwise)
         out = Tensor._make(_INDEX.forward(input._value, key=key))
-        return finish(_INDEX, [input], [out], _index_name(key, advanced), {"key": key})
-    return apply(_INDEX, [input], _index_name(key, advanced), key=key)
+        return finish(_INDEX, [input], [out], _index_name(key, advanced, input.shape, single),
+                      {"key": key})
+    return apply(_INDEX, [input], _index_name(key, advanced, input.shape, single), key=key)
 
 
 def select(input, dim, index):

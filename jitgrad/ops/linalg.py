@@ -10,7 +10,7 @@ from ..kernels.cpu import elementwise as ew
 from ..runtime.backends import cpu
 from ..tensor import Tensor
 from .args import _C_NAMES
-from .dispatch import apply
+from .dispatch import apply, unview
 from .elementwise import _NO_ATTRS, sigmoid_backward, tanh_backward, threshold_backward
 from .reduce import sum
 from .registry import REGISTRY, defop
@@ -80,7 +80,9 @@ def bmm(input, mat2):
     if mat2.shape[:2] != (b, k):
         raise RuntimeError("Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{b}, {k}] but got: [{mat2.shape[0]}, {mat2.shape[1]}].")
-    _check_same_dtype(input, mat2)
+    if input.dtype is not mat2.dtype:  # (PyTorch's words for bmm)
+        raise RuntimeError(f"expected scalar type {_C_NAMES[input.dtype.name]} but found "
+                           f"{_C_NAMES[mat2.dtype.name]}")
     return apply(_BMM, [input, mat2], "BmmBackward0")
 
 
@@ -115,8 +117,15 @@ def mv(input, vec):
     if input.ndim != 2 or vec.ndim != 1 or input.shape[1] != vec.shape[0]:
         raise RuntimeError(f"size mismatch, got input ({input.shape[0]}), mat "
                            f"({'x'.join(map(str, input.shape))}), vec ({vec.shape[0]})")
-    _check_same_dtype(input, vec)
+    _check_mv_dtype(input, vec)
     return apply(_MV, [input, vec], "MvBackward0")
+
+
+def _check_mv_dtype(mat, vec):
+    if mat.dtype is not vec.dtype:  # (PyTorch's words: mv is addmv into vec's dtype)
+        m, v = _C_NAMES[mat.dtype.name], _C_NAMES[vec.dtype.name]
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {v}, {m}, "
+                           f"and {v}")
 
 
 def _linear_forward(x, w, b=None):
@@ -243,6 +252,31 @@ def linear(input, weight, bias=None):
     return out if bias is None else out + bias
 
 
+def _batched_dtype_error(x, y):
+    """PyTorch's message for operands of two dtypes, one batched: it names the op its
+    matmul would have called, which depends on whether it folds the batch into rows
+    (``should_fold``: the smaller operand needs a gradient, or the larger one's batch dims
+    are contiguous and the smaller is no matrix) and on which operand is larger."""
+    larger = x.ndim >= y.ndim
+    big, small = (x, y) if larger else (y, x)
+    shape, strides = big.shape, big.stride()
+    if not larger:  # PyTorch folds the larger one transposed
+        shape = shape[:-2] + (shape[-1], shape[-2])
+        strides = strides[:-2] + (strides[-1], strides[-2])
+    fold = small.ndim <= 2 and (small.requires_grad or (x.ndim != 2 and (
+        big.numel() == 0 or all(strides[i] == strides[i + 1] * shape[i + 1]
+                                for i in range(len(shape) - 2)))))
+    bn, sn = _C_NAMES[big.dtype.name], _C_NAMES[small.dtype.name]
+    if not fold:
+        xn, yn = _C_NAMES[x.dtype.name], _C_NAMES[y.dtype.name]
+        raise RuntimeError(f"expected scalar type {xn} but found {yn}")
+    if small.ndim == 1:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {sn}, {bn}, "
+                           f"and {sn}")
+    raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {bn.lower()} != "
+                       f"{sn.lower()}")
+
+
 def matmul(input, other):
     """NumPy-style matrix product: dot, mv, mm or broadcast batched mm by the operands' ranks."""
     if not isinstance(other, Tensor) or not isinstance(input, Tensor):
@@ -251,12 +285,14 @@ def matmul(input, other):
     if a == 0 or b == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
                            f"{a}D and {b}D")
+    if input.dtype is not other.dtype and (a >= 3 or b >= 3):
+        _batched_dtype_error(input, other)
     if a == 1 and b == 1:
         return dot(input, other)
     if a == 2 and b == 1:
         return mv(input, other)
     if a == 1 and b == 2:
-        return squeeze(mm(unsqueeze(input, 0), other), 0)
+        return unview(squeeze(mm(unsqueeze(input, 0), other), 0))
     if a == 2 and b == 2:
         return mm(input, other)
     if b <= 2:  # fold the batch of ``input`` into rows: one mm
@@ -276,4 +312,4 @@ def matmul(input, other):
     x3 = reshape(expand(x, batch + x.shape[-2:]), (-1,) + x.shape[-2:])
     y3 = reshape(expand(y, batch + y.shape[-2:]), (-1,) + y.shape[-2:])
     out = _reshape(bmm(x3, y3), batch + (x.shape[-2], y.shape[-1]), "UnsafeViewBackward0")
-    return squeeze(out, -2) if a == 1 else out
+    return unview(squeeze(out, -2)) if a == 1 else out

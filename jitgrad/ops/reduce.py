@@ -105,7 +105,7 @@ def _mean_forward(x, dims, keepdim, dtype):
 _MEAN = defop("mean", _mean_forward,
     lambda c, g: (_expand_grad(g, c) / _count(c),), meta=_reduce_meta,
               lower=_lower_reduce(rd.SUM, scale=True))
-_PROD = defop("prod", _reduce_forward(rd.PROD), _prod_vjp, (0,), meta=_reduce_meta,
+_PROD = defop("prod", _reduce_forward(rd.PROD), _prod_vjp, (0, "out"), meta=_reduce_meta,
               lower=_lower_reduce(rd.PROD))
 _AMAX = defop("amax", _reduce_forward(rd.MAX), _amax_vjp, (0, "out"), meta=_reduce_meta,
               lower=_lower_reduce(rd.MAX))
