@@ -202,7 +202,7 @@ def test_long_chain_realizes_by_itself(lazy_mode, monkeypatch):
     x = jg.tensor([0.5])
     for _ in range(120):
         x = x * 1.01
-        assert len(lazy._tls.rec.recs) < 50
+        assert len(lazy._tls.rec.pending) < 50
     assert x.item() == pytest.approx(0.5 * 1.01 ** 120, rel=1e-4)
 
 
@@ -270,7 +270,7 @@ def test_repeated_numbers_share_one_input(lazy_mode):
     h = x
     for _ in range(50):
         h = h * 1.0 + 0.5
-    assert len(lazy._tls.rec.ext) == 3  # x, 1.0 and 0.5
+    assert len(lazy._tls.rec.inputs) == 3  # x, 1.0 and 0.5
     np.testing.assert_array_equal(h.numpy(), np.array([1.0, 2.0]) + 25.0)
     assert (1 / (x * -0.0)).tolist() == [-np.inf, -np.inf]
     assert (1 / (x * 0.0)).tolist() == [np.inf, np.inf]
@@ -416,7 +416,7 @@ def test_inputs_bound_as_the_last_segment_bound_them_are_checked(lazy_mode):
             t.grad = None
         h = jg.nn.functional.linear(x, w, b).tanh()
         out = jg.nn.functional.linear(h[:, :4], u, b).sum()
-        ext = lazy._tls.rec.ext  # each input bound once, as the general path binds it
+        ext = lazy._tls.rec.inputs  # each input bound once, as the general path binds it
         assert len({id(t) for t in ext}) == len(ext) == len({id(x), id(w), id(u), id(b)})
         out.backward()
         h_ref = np.tanh(v[id(x)] @ v[id(w)].T + v[id(b)])
@@ -442,7 +442,7 @@ def test_a_tensor_bound_off_its_last_place_is_not_bound_twice(lazy_mode):
     for i in range(6):
         first = w if i % 2 else a
         out = (first * 2.0) * w
-        ext = lazy._tls.rec.ext
+        ext = lazy._tls.rec.inputs
         assert len({id(t) for t in ext}) == len(ext)
         np.testing.assert_allclose(out.numpy(), first.numpy() * 2.0 * w.numpy())
 

@@ -295,7 +295,7 @@ def _lazy_recorded(nn, F):
     from jitgrad import lazy
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh())
     model(jg.randn(2, 3))
-    recs = list(lazy._tls.rec.recs)
+    recs = list(lazy._tls.rec.pending)
     lazy.flush()
     return recs
 

@@ -72,7 +72,7 @@ def freeze(rec=None):
     else:
         live = ()  # (no new list each call: optimizer steps call this)
     if rec.node.deferred:  # the segment being recorded
-        for p in rec.recs:
+        for p in rec.pending:
             if p.grad is not None and p.node is None:
                 _make_nodes(p)
     for seg_ref, refs in live:

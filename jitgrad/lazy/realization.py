@@ -24,14 +24,14 @@ def changing(t):
 
 def flush():
     """Realize the segment being recorded (before storage is written in place)."""
-    if _tls.rec.recs:
+    if _tls.rec.pending:
         _realize_segment()
 
 
 def settle():
     """``flush()`` then ``freeze()``: before parameters are updated in place."""
     rec = _tls.rec
-    if rec.recs:
+    if rec.pending:
         _realize_segment()
     freeze(rec)
 
@@ -88,7 +88,7 @@ def _realize_segment(outputs=(), private_from=None, rec=None):
     arena afterwards. Returns the Program, or None when it ran op by op."""
     if rec is None:
         rec = _tls.rec
-    recs, ext, node, seg = rec.recs, rec.ext, rec.node, rec.seg
+    recs, ext, node, seg = rec.pending, rec.inputs, rec.node, rec.seg
     if not recs:
         return None
     _trie.restart_if_full()

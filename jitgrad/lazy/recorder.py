@@ -40,29 +40,29 @@ def record(op, inputs, attrs, name, akey=None):
         expect = last[5]
         if expect is not None:  # the hot path: each operand an output of this segment or
             # an input bound already, so it only has to be where it was then
-            recs = rec.recs
+            recs = rec.pending
             n = len(inputs)
             if n == 1:
                 r = expect[0]
                 t = inputs[0]
-                if (t._lazy is recs[r]) if r >= 0 else (rec.ext[-1 - r] is t):
+                if (t._lazy is recs[r]) if r >= 0 else (rec.inputs[-1 - r] is t):
                     step = last[4]
             elif n == 2:
                 r, q = expect
                 t, u = inputs
-                if (((t._lazy is recs[r]) if r >= 0 else (rec.ext[-1 - r] is t))
-                        and ((u._lazy is recs[q]) if q >= 0 else (rec.ext[-1 - q] is u))):
+                if (((t._lazy is recs[r]) if r >= 0 else (rec.inputs[-1 - r] is t))
+                        and ((u._lazy is recs[q]) if q >= 0 else (rec.inputs[-1 - q] is u))):
                     step = last[4]
             elif n == len(expect):
                 for t, r in zip(inputs, expect):
-                    if (t._lazy is not recs[r]) if r >= 0 else (rec.ext[-1 - r] is not t):
+                    if (t._lazy is not recs[r]) if r >= 0 else (rec.inputs[-1 - r] is not t):
                         break
                 else:
                     step = last[4]
         elif len(last[3]) == len(inputs):  # some operands were bound here at first use
             # (a step's parameters): bound again if each is the tensor the last segment
             # bound at that place, and its key is the same
-            recs, ext, guess, strays = rec.recs, rec.ext, rec.guess, rec.strays
+            recs, ext, guess, strays = rec.pending, rec.inputs, rec.guess, rec.strays
             k = n_ext = len(ext)
             n_guess = len(guess)
             for t, r in zip(inputs, last[3]):
@@ -93,7 +93,7 @@ def record(op, inputs, attrs, name, akey=None):
     if step is None:  # where each operand comes from, realized inputs bound at first use
         seg = rec.seg
         slots = rec.slots
-        if rec.bound < len(rec.ext):
+        if rec.bound < len(rec.inputs):
             rec.sync()
         n_ext = len(slots)
         operands = inputs
@@ -157,7 +157,7 @@ def record(op, inputs, attrs, name, akey=None):
         return None if mode < 0 else _outputs(rec, step, op, inputs, attrs, name)
     # a single output, made inline (no __init__ calls; the lanes have copies of this)
     rec.node = step
-    recs = rec.recs
+    recs = rec.pending
     shape, dtype, view = step.metas[0]
     p = _new_object(Pending)
     pos = len(recs)
@@ -235,9 +235,9 @@ def unary_lane(op, name, general):
                 if (last is not None and last[0] is op and last[2] is no_key
                         and last[1] is rec.grad and last[5] is not None):
                     # ``record``'s hot path
-                    recs = rec.recs
+                    recs = rec.pending
                     r = last[5][0]
-                    if (p is recs[r]) if r >= 0 else (rec.ext[-1 - r] is input):
+                    if (p is recs[r]) if r >= 0 else (rec.inputs[-1 - r] is input):
                         step = last[4]
                         mode = step.mode
                         if mode == 1 or mode == 2:  # (a copy of ``record``'s end)
@@ -318,11 +318,11 @@ def binary_lane(op, name, general, wrap):
                 if (last is not None and last[0] is op and last[2] is akey
                         and last[1] is rec.grad and last[5] is not None):
                     # ``record``'s hot path
-                    recs = rec.recs
+                    recs = rec.pending
                     r, q = last[5]
-                    if (((input._lazy is recs[r]) if r >= 0 else (rec.ext[-1 - r] is input))
+                    if (((input._lazy is recs[r]) if r >= 0 else (rec.inputs[-1 - r] is input))
                             and ((other._lazy is recs[q]) if q >= 0
-                                 else (rec.ext[-1 - q] is other))):
+                                 else (rec.inputs[-1 - q] is other))):
                         step = last[4]
                         mode = step.mode
                         if mode == 1 or mode == 2:  # (a copy of ``record``'s end)
@@ -361,7 +361,7 @@ def _outputs(rec, step, op, inputs, attrs, name):
     """The pending outputs of ``op`` (trie child ``step``) that ``ops.finish`` completes:
     several outputs, a view without grad, a grad_fn made at once."""
     rec.node = step
-    seg, recs = rec.seg, rec.recs
+    seg, recs = rec.seg, rec.pending
     outs = []
     for i, (shape, dtype, view) in enumerate(step.metas):
         t = _new_pending()
@@ -377,7 +377,7 @@ def _outputs(rec, step, op, inputs, attrs, name):
 
 def _bind(rec, t):
     """Bind realized tensor ``t`` as the segment's next input; its key at first use."""
-    ext, guess = rec.ext, rec.guess
+    ext, guess = rec.inputs, rec.guess
     n = len(ext)
     if n >= len(guess) or guess[n] is not t:
         rec.strays.add(id(t))
@@ -405,10 +405,10 @@ def _bind_key(t):
 
 def _unbind(rec, n_ext):
     """Forget the inputs bound after the first ``n_ext`` (by an op not recorded after all)."""
-    for t in rec.ext[n_ext:]:
+    for t in rec.inputs[n_ext:]:
         rec.slots.pop(id(t), None)
         rec.strays.discard(id(t))
-    del rec.ext[n_ext:]
+    del rec.inputs[n_ext:]
     rec.bound = min(rec.bound, n_ext)
 
 

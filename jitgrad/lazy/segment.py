@@ -116,34 +116,34 @@ class Pending:
 
 
 class SegmentRecorder:
-    """The segment being recorded: its outputs, the realized tensors it reads (``ext``:
-    each bound once, by first use; ``slots``: id -> place, for ``ext[:bound]``) and its
-    place in the trie.
+    """The segment being recorded: its outputs (``pending``), the realized tensors it reads
+    (``inputs``: each bound once, by first use; ``slots``: id -> place, for
+    ``inputs[:bound]``) and its place in the trie.
 
-    ``guess`` is the last segment's ``ext``: a loop's next segment binds the same
+    ``guess`` is the last segment's ``inputs``: a loop's next segment binds the same
     tensors in the same places (the parameters; a new batch each step). An operand that
     is the tensor the guess has at the next place is bound there with no lookup: the
     guess holds each tensor once, so it can only be bound already at a place where the
     segment bound another tensor than the guess's (``strays``: their ids)."""
 
-    __slots__ = ("seg", "recs", "ext", "slots", "node", "grad", "live", "bound", "guess",
+    __slots__ = ("seg", "pending", "inputs", "slots", "node", "grad", "live", "bound", "guess",
                  "strays")
 
     def __init__(self):
         self.grad = _grad_state.enabled  # this thread's grad mode, kept current by _set
         self.live = []  # weakrefs: (segment, its deferred outputs) realized, nodes not made
-        self.ext = self.guess = []
+        self.inputs = self.guess = []
         self.reset()
 
     def reset(self):
-        if self.ext:
-            self.guess = self.ext
-        self.seg, self.recs, self.ext, self.slots, self.node = Segment(self), [], [], {}, _trie._ROOT
+        if self.inputs:
+            self.guess = self.inputs
+        self.seg, self.pending, self.inputs, self.slots, self.node = Segment(self), [], [], {}, _trie._ROOT
         self.bound, self.strays = 0, set()
 
     def sync(self):
         """Put the inputs the hot path bound into ``slots`` (before anything reads it)."""
-        slots, ext = self.slots, self.ext
+        slots, ext = self.slots, self.inputs
         for k in range(self.bound, len(ext)):
             slots[id(ext[k])] = k
         self.bound = len(ext)

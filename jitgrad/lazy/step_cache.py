@@ -68,7 +68,7 @@ def run_cached_step(root, retain_graph):
         return False
     hand = entry._hand  # checked for these very inputs, and no hook or home came since:
     if (hand is None or hand.epoch != _leaf_epoch[0] or p.seg is not rec.seg  # eligible
-            or rec.seg.materialized or not hand.fits(rec.ext)):
+            or rec.seg.materialized or not hand.fits(rec.inputs)):
         if not _eligible(p):
             return False
         hand = None
@@ -94,7 +94,7 @@ def _eligible(p):
     rec = _tls.rec
     if p is None or p.seg is not rec.seg or rec.seg.materialized:
         return False
-    for t in rec.ext:
+    for t in rec.inputs:
         if t._hooks is not None and t._requires_grad:
             return False
     return True
@@ -104,7 +104,7 @@ def _run_entry(entry, seed, retain_graph, hand=None):
     rec = _tls.rec
     _stats["cache_hits"] += 1
     if _tls.capture is not None:
-        _tls.capture.train(entry, rec.ext, rec.seg, seed, retain_graph, rec.recs)
+        _tls.capture.train(entry, rec.inputs, rec.seg, seed, retain_graph, rec.pending)
     entry.run(seed, retain_graph, hand)
 
 
@@ -117,7 +117,7 @@ def _cached_step(root, seed):
     node = rec.node
     entry = node.train.get(key) if node.train is not None else None
     if entry is None:
-        return StepRecorder(rec.seg, node, key, len(rec.recs), list(rec.ext), seed)
+        return StepRecorder(rec.seg, node, key, len(rec.pending), list(rec.inputs), seed)
     return entry
 
 
@@ -137,7 +137,7 @@ class StepRecorder:
     def register(self, leaf_grads):
         rec = _tls.rec
         rec.sync()
-        seg, recs, ext, slots = rec.seg, rec.recs, rec.ext, rec.slots
+        seg, recs, ext, slots = rec.seg, rec.pending, rec.inputs, rec.slots
         if (seg is not self.seg or len(ext) < len(self.fwd_ext)
                 or any(a is not b for a, b in zip(ext, self.fwd_ext))):
             return  # the forward was realized meanwhile: nothing to cache
@@ -215,7 +215,7 @@ class CachedStep:
 
     def run(self, seed, retain_graph, hand=None):
         rec = _tls.rec
-        recs, ext, seg, node_deferred = rec.recs, rec.ext, rec.seg, rec.node.deferred
+        recs, ext, seg, node_deferred = rec.pending, rec.inputs, rec.seg, rec.node.deferred
         rec.reset()
         seg.program, seg.arena = self.run_bound(ext, recs, seed, retain_graph, hand=hand)
         if not retain_graph:

@@ -23,7 +23,7 @@ class Lowering:
         this position on (but for ``outputs``) are never read after the run (a cached
         training step's backward), so their buffers are reused once dead; its
         ``outputs`` are the leaves' gradients, made external buffers (see ``Program``)."""
-        self.recs, self.ext, self.seg, self.fdtype = recs, ext, seg, fdtype
+        self.pending, self.inputs, self.seg, self.fdtype = recs, ext, seg, fdtype
         self.slots = {id(t): k for k, t in enumerate(ext)}
         self.outputs = outputs
         self.private_from = private_from
@@ -67,7 +67,7 @@ class Lowering:
         return len(self.scalars) - 1
 
     def program(self):
-        for k, t in enumerate(self.ext):
+        for k, t in enumerate(self.inputs):
             shape = t._shape
             if not shape:
                 j = self.scalar(0.0)
@@ -82,7 +82,7 @@ class Lowering:
         n_inputs = len(self.homes)
         last = self._last_uses() if self.private_from is not None else {}
         dying = {}
-        for k, p in enumerate(self.recs):
+        for k, p in enumerate(self.pending):
             off = p.op.lower(self, p)
             self.buf[("n", p.pos)] = (off, p.shape)
             if off >= interp.EXT_ONE and (off >> interp.EXT) <= n_inputs and not p.op.view:
@@ -175,7 +175,7 @@ class Lowering:
                     break
                 keep.add(p.pos)
         last = {}
-        for k, p in enumerate(self.recs):
+        for k, p in enumerate(self.pending):
             if p.pos >= self.private_from and p.pos not in keep:
                 last[p.pos] = k
             cond = p.attrs.get("cond") if p.attrs else None
