@@ -64,120 +64,88 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
-class Conv1d(Module):
+class _ConvNd(Module):
+    """What ``Conv1d`` and ``Conv2d`` share: PyTorch's argument checks, parameters, init
+    (as ``Linear``) and repr; ``_dims`` is the number of spatial dims, ``_conv`` the
+    functional form."""
+
+    _dims = 0
+    _conv = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
+        super().__init__()
+        if groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups:
+            raise ValueError("out_channels must be divisible by groups")
+        tuple_ = self._tuple
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                                 "{'valid', 'same'}")
+            if padding == "same" and any(s != 1 for s in tuple_(stride)):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode must be 'zeros' in jitgrad, but got padding_mode="
+                             f"'{padding_mode}'")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = tuple_(kernel_size), tuple_(stride)
+        self.padding = padding if isinstance(padding, str) else tuple_(padding)
+        self.dilation, self.groups, self.padding_mode = tuple_(dilation), groups, padding_mode
+        self.weight = _param(out_channels, in_channels // groups, *self.kernel_size,
+                             dtype=dtype)
+        self.bias = _param(out_channels, dtype=dtype) if bias else None
+        self.reset_parameters()
+
+    def _tuple(self, v):
+        return tuple(v) if isinstance(v, (tuple, list)) else (v,) * self._dims
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            _fan_in_bias_(self.bias, self.weight)
+
+    def forward(self, input):
+        return self._conv(input, self.weight, self.bias, self.stride, self.padding,
+                          self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if self.padding != (0,) * self._dims:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * self._dims:
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv1d(_ConvNd):
     """1-D convolution over ``(N, C, L)`` input; weight ``(out, in/groups, kW)``.
 
     Arguments as ``torch.nn.Conv1d``; ``padding`` is an int, ``'valid'`` or ``'same'``,
     and ``padding_mode`` must be ``'zeros'``. Initialised as ``Linear``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
-                 dtype=None):
-        super().__init__()
-        if groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
-        one = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
-                                 "{'valid', 'same'}")
-            if padding == "same" and one(stride) != (1,):
-                raise ValueError("padding='same' is not supported for strided convolutions")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode must be 'zeros' in jitgrad, but got padding_mode="
-                             f"'{padding_mode}'")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = one(kernel_size), one(stride)
-        self.padding = padding if isinstance(padding, str) else one(padding)
-        self.dilation, self.groups, self.padding_mode = one(dilation), groups, padding_mode
-        self.weight = _param(out_channels, in_channels // groups, *self.kernel_size,
-                             dtype=dtype)
-        self.bias = _param(out_channels, dtype=dtype) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            _fan_in_bias_(self.bias, self.weight)
-
-    def forward(self, input):
-        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding,
-                        self.dilation, self.groups)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0,):
-            s += f", padding={self.padding}"
-        if self.dilation != (1,):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+    _dims = 1
+    _conv = staticmethod(F.conv1d)
 
 
-class Conv2d(Module):
+class Conv2d(_ConvNd):
     """2-D convolution over ``(N, C, H, W)`` input; weight ``(out, in/groups, kH, kW)``.
 
     ``padding_mode`` must be ``'zeros'``. Initialised as ``Linear``.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
-                 dtype=None):
-        super().__init__()
-        if groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups:
-            raise ValueError("out_channels must be divisible by groups")
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
-                                 "{'valid', 'same'}")
-            if padding == "same" and any(s != 1 for s in F._pair(stride)):
-                raise ValueError("padding='same' is not supported for strided convolutions")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode must be 'zeros' in jitgrad, but got padding_mode="
-                             f"'{padding_mode}'")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = F._pair(kernel_size), F._pair(stride)
-        self.padding = padding if isinstance(padding, str) else F._pair(padding)
-        self.dilation, self.groups, self.padding_mode = F._pair(dilation), groups, padding_mode
-        self.weight = _param(out_channels, in_channels // groups, *self.kernel_size,
-                             dtype=dtype)
-        self.bias = _param(out_channels, dtype=dtype) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            _fan_in_bias_(self.bias, self.weight)
-
-    def forward(self, input):
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
-                        self.dilation, self.groups)
-
-    def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0,) * len(self.padding):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+    _dims = 2
+    _conv = staticmethod(F.conv2d)
 
 
 class MaxPool2d(Module):
