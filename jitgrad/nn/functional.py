@@ -31,6 +31,8 @@ from ..kernels.cpu import reduce as rd
 from ..kernels.cpu import special as _special
 from ..random import rand
 from ..tensor import Tensor
+from .activations import (elu, hardtanh, leaky_relu, one_hot, relu6, silu,  # noqa: F401
+                          softplus)
 
 linear = ops.linear  # one fused primitive (AddmmBackward0, as PyTorch records it)
 relu = ops.relu
@@ -38,8 +40,6 @@ tanh = ops.tanh
 sigmoid = ops.sigmoid
 softmax = ops.softmax
 log_softmax = ops.log_softmax
-from .activations import (elu, hardtanh, leaky_relu, one_hot, relu6, silu,  # noqa: E402,F401
-                          softplus)
 
 
 # --- new primitives -------------------------------------------------------------------
