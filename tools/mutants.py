@@ -81,8 +81,6 @@ MUTANTS = {
                           "t._grad_fn is None)", KEY_TESTS),
     "key-program-outputs": (REALIZATION, "    okey = (private_from, tuple(p.pos for p in outputs))\n",
                             "    okey = private_from\n", KEY_TESTS),
-    "key-step-seed-dtype": (STEP_CACHE, "    key = (p.pos, seed._value.dtype.num)\n",
-                            "    key = (p.pos, 0)\n", KEY_TESTS),
     "key-step-implicit-scalar": (STEP_CACHE, "    if p.shape and _numel(p.shape) != 1:",
                                  "    if False:", KEY_TESTS),
     "hot-path-op": (RECORDER, "    if last is not None and last[0] is op and last[2] is akey and "

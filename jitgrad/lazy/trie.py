@@ -22,7 +22,7 @@ class TrieNode:
         #                      interpreter does not cover it (runs eagerly)
         self.fdtype = fdtype  # the float dtype of the segment's Program (one per Program)
         self.programs = None  # outputs that must be contiguous -> Program
-        self.train = None    # (root position, seed dtype) -> CachedStep
+        self.train = None    # the root's position -> CachedStep
 
 MAX_TRIE = 200_000    # trie nodes kept before the trie (and its Programs) is dropped
 
