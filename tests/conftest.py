@@ -2,9 +2,9 @@
 
 Each CI pass runs the whole suite in one mode (lazy, the default, or eager with
 ``JITGRAD_MODE=eager``). A test may switch modes, grad mode, the default dtype,
-print options or the random generator; the ``isolated`` fixture puts all of them
-back afterwards, so the next test starts in the pass's mode. The mode each test
-starts in is counted, printed at the end of the run, and a test that started in
+print options or the random generators (jitgrad's, numpy's, torch's); the
+``isolated`` fixture puts all of them back afterwards, so the next test starts in
+the pass's mode. The mode each test starts in is counted, printed at the end of the run, and a test that started in
 another mode than the pass's fails the run: a pass that silently ran in the other
 mode would test nothing of its own.
 """
@@ -15,6 +15,7 @@ import os
 os.environ.setdefault("NUMBA_BOUNDSCHECK", "1")
 
 import collections  # noqa: E402
+import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -50,6 +51,8 @@ def isolated(request):
     printoptions = jg.get_printoptions()
     rng_state = jg_random._rng.bit_generator.state
     np_state = np.random.get_state()
+    torch = sys.modules.get("torch")  # (building torch modules draws from its generator)
+    torch_state = torch.get_rng_state() if torch is not None else None
     yield
     jg.set_mode(mode)
     jg.set_grad_enabled(grad)
@@ -58,6 +61,8 @@ def isolated(request):
     jg_random._rng = np.random.Generator(np.random.PCG64())
     jg_random._rng.bit_generator.state = rng_state
     np.random.set_state(np_state)
+    if torch_state is not None:
+        torch.set_rng_state(torch_state)
 
 
 @pytest.fixture

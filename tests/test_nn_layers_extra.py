@@ -6,7 +6,6 @@ importable, values, gradients, running statistics, reprs, ``state_dict`` keys an
 messages are compared with it from identical weights.
 """
 import collections
-import sys
 
 import numpy as np
 import pytest
@@ -19,15 +18,6 @@ from jitgrad.nn import functional as F
 TOL = {"float32": dict(rtol=1e-4, atol=1e-5), "float64": dict(rtol=1e-10, atol=1e-12)}
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_rng():
-    """Building torch modules draws from torch's generator: put its state back (conftest's
-    ``isolated`` restores jitgrad's mode, grad mode, default dtype and generator)."""
-    torch = sys.modules.get("torch")
-    state = torch.get_rng_state() if torch else None
-    yield
-    if state is not None:
-        torch.set_rng_state(state)
 
 
 def torch_or_skip():

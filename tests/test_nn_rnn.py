@@ -18,15 +18,6 @@ KINDS = ["RNN_TANH", "RNN_RELU", "LSTM", "GRU"]
 TOL = {"float32": dict(rtol=1e-4, atol=2e-5), "float64": dict(rtol=1e-10, atol=1e-12)}
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_rng():
-    """Building torch modules draws from torch's generator: put its state back (conftest's
-    ``isolated`` restores jitgrad's mode, grad mode, default dtype and generator)."""
-    torch = sys.modules.get("torch")
-    state = torch.get_rng_state() if torch else None
-    yield
-    if state is not None:
-        torch.set_rng_state(state)
 
 
 def torch_or_skip():

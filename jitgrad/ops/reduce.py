@@ -334,26 +334,25 @@ def _warn_dof(name, n, correction):
                       UserWarning, stacklevel=3)
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Variance over ``dim`` with Bessel's correction by default."""
+def _spread(op, name, input, dim, unbiased, keepdim, correction):
+    """``var`` or ``std`` (``op``): the denominator is the count less the correction."""
     _check_float_var(input)
     dims = _dims(dim, input.ndim)
     c = _correction(unbiased, correction)
     n = int(np.prod([input.shape[d] for d in dims]))
-    _warn_dof("var", n, c)
-    return apply(_VAR, [input], "VarBackward0", dims=dims, keepdim=keepdim,
+    _warn_dof(name, n, c)
+    return apply(op, [input], name.capitalize() + "Backward0", dims=dims, keepdim=keepdim,
                  denom=builtins.max(n - c, 0))
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over ``dim`` with Bessel's correction by default."""
+    return _spread(_VAR, "var", input, dim, unbiased, keepdim, correction)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation over ``dim`` with Bessel's correction by default."""
-    _check_float_var(input)
-    dims = _dims(dim, input.ndim)
-    c = _correction(unbiased, correction)
-    n = int(np.prod([input.shape[d] for d in dims]))
-    _warn_dof("std", n, c)
-    return apply(_STD, [input], "StdBackward0", dims=dims, keepdim=keepdim,
-                 denom=builtins.max(n - c, 0))
+    return _spread(_STD, "std", input, dim, unbiased, keepdim, correction)
 
 
 def _var_forward(x, dims, keepdim, denom):
