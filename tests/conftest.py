@@ -4,9 +4,9 @@ Each CI pass runs the whole suite in one mode (lazy, the default, or eager with
 ``JITGRAD_MODE=eager``). A test may switch modes, grad mode, the default dtype,
 print options or the random generators (jitgrad's, numpy's, torch's); the
 ``isolated`` fixture puts all of them back afterwards, so the next test starts in
-the pass's mode. The mode each test starts in is counted, printed at the end of the run, and a test that started in
-another mode than the pass's fails the run: a pass that silently ran in the other
-mode would test nothing of its own.
+the pass's mode. The mode each test starts in is counted, printed at the end of
+the run, and a test that started in another mode than the pass's fails the run: a
+pass that silently ran in the other mode would test nothing of its own.
 """
 import os
 
